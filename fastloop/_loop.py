@@ -1,0 +1,40 @@
+"""fastloop.Loop: the C core plus the Python layer.
+
+The MRO is ``Loop -> _core.Loop -> BaseLoopMixin -> AbstractEventLoop``: C
+methods win, the Python layer (fastloop/_base.py) fills in the cold paths, and
+anything neither implements raises NotImplementedError from
+``asyncio.AbstractEventLoop``.
+"""
+
+import asyncio
+from asyncio import coroutines
+
+from . import _core
+from ._base import BaseLoopMixin
+
+__all__ = ("Loop",)
+
+
+class Loop(_core.Loop, BaseLoopMixin, asyncio.AbstractEventLoop):
+    """An asyncio event loop implemented in C (epoll, Linux).
+
+    Subclassable; instances have a ``__dict__``.
+    """
+
+    def __init__(self):
+        # The C initialiser (if _core.Loop defines one) does not chain to the
+        # mixin, so the Python-level state is set up explicitly afterwards.
+        super().__init__()
+        self._fl_init_base()
+        # Like BaseEventLoop.__init__: PYTHONASYNCIODEBUG / -X dev.
+        self.set_debug(coroutines._is_debug_mode())
+
+    def set_debug(self, enabled):
+        """Enable or disable debug mode (BaseEventLoop.set_debug).
+
+        The flag lives in C; while the loop runs, coroutine origin tracking
+        (a per-thread setting) is switched in the loop's own thread.
+        """
+        _core.Loop.set_debug(self, enabled)
+        if self.is_running():
+            self.call_soon_threadsafe(self._set_coroutine_origin_tracking, enabled)

@@ -1,0 +1,242 @@
+/* fastloop internal umbrella header: module state, the loop object, the
+ * ready queue, the timer heap and the fd table. Nothing here is public. */
+#ifndef FASTLOOP_H
+#define FASTLOOP_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+#include "compat.h"
+
+#define FL_READ 1u
+#define FL_WRITE 2u
+
+/* ------------------------------------------------------------------ */
+/* Module state. Types and interned names; cached asyncio callables.   */
+
+typedef struct {
+    PyTypeObject *LoopType;
+    PyTypeObject *HandleType;      /* subclass of asyncio.Handle */
+    PyTypeObject *TimerHandleType; /* subclass of asyncio.TimerHandle */
+    PyObject *aio_Future;          /* asyncio.Future */
+    PyObject *aio_Task;            /* asyncio.Task */
+    PyObject *aio_Handle;
+    PyObject *aio_TimerHandle;
+    PyObject *iscoroutine;         /* asyncio.iscoroutine */
+    PyObject *iscoroutinefunction; /* asyncio.iscoroutinefunction */
+    PyObject *extract_stack;       /* traceback.extract_stack */
+    PyObject *str_context;
+    PyObject *str_loop;
+    PyObject *str_name;
+    PyObject *str_fileno;
+    PyObject *str_callback_error; /* "_fl_callback_error" */
+    PyObject *str_slow_callback;  /* "_fl_slow_callback" */
+    PyObject *kw_loop;            /* ("loop",) */
+    PyObject *kw_loop_name_context;
+    PyObject *kw_loop_context;
+    PyObject *kw_loop_name;
+} fl_state;
+
+/* Offsets of asyncio.Handle / TimerHandle __slots__, read from their member
+ * descriptors at import. They are properties of the running interpreter's
+ * asyncio and identical for every module instance. */
+typedef struct {
+    Py_ssize_t callback, args, cancelled, loop, source_traceback, repr,
+        context, when, scheduled;
+    Py_ssize_t timer_extra; /* offset of fl_timer_extra in TimerHandle */
+} fl_offsets;
+
+extern fl_offsets fl_off;
+
+#define FL_SLOT(obj, name) \
+    (*(PyObject **)((char *)(obj) + fl_off.name))
+
+/* Replace a slot value, stealing `value` (may be NULL). */
+static inline void
+fl_slot_set(PyObject *obj, Py_ssize_t off, PyObject *value)
+{
+    PyObject **p = (PyObject **)((char *)obj + off);
+    PyObject *old = *p;
+    *p = value;
+    Py_XDECREF(old);
+}
+
+/* Extra C fields of a fastloop TimerHandle, appended after asyncio's slots. */
+typedef struct {
+    double when;      /* deadline, loop time */
+    uint64_t seq;     /* FIFO tie-break for equal deadlines */
+    Py_ssize_t index; /* position in the owning loop's heap, or -1 */
+} fl_timer_extra;
+
+static inline fl_timer_extra *
+fl_timer_x(PyObject *th)
+{
+    return (fl_timer_extra *)((char *)th + fl_off.timer_extra);
+}
+
+/* ------------------------------------------------------------------ */
+/* Ready queue: ring buffer of strong references to handles.           */
+
+typedef struct {
+    PyObject **items;
+    Py_ssize_t head; /* index of the first item */
+    Py_ssize_t len;
+    Py_ssize_t cap; /* power of two */
+} fl_ready;
+
+int fl_ready_push(fl_ready *q, PyObject *h); /* steals nothing, increfs */
+PyObject *fl_ready_pop(fl_ready *q);         /* new reference or NULL */
+void fl_ready_clear(fl_ready *q);
+void fl_ready_free(fl_ready *q);
+int fl_ready_traverse(fl_ready *q, visitproc visit, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Timer heap: 4-ary min-heap of TimerHandles keyed by (when, seq).     */
+
+typedef struct {
+    PyObject **items; /* strong references */
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} fl_heap;
+
+int fl_heap_push(fl_heap *h, PyObject *th);     /* increfs */
+PyObject *fl_heap_pop(fl_heap *h);              /* new ref to the min */
+PyObject *fl_heap_remove(fl_heap *h, Py_ssize_t i); /* new ref */
+static inline PyObject *
+fl_heap_peek(fl_heap *h)
+{
+    return h->len ? h->items[0] : NULL;
+}
+void fl_heap_clear(fl_heap *h);
+void fl_heap_free(fl_heap *h);
+int fl_heap_traverse(fl_heap *h, visitproc visit, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Poller interface (poller_epoll.c). No Python API; -errno on error.  */
+
+typedef struct {
+    int fd;
+    uint32_t gen;
+    unsigned mask; /* FL_READ|FL_WRITE; errors/hangups map to both */
+} fl_event;
+
+int fl_poller_create(void);
+int fl_poller_set(int pfd, int fd, uint32_t gen, unsigned old_mask,
+                  unsigned new_mask);
+/* Wait up to timeout_ns (-1: forever). Returns the number of events. */
+int fl_poller_wait(int pfd, fl_event *out, int cap, int64_t timeout_ns);
+const char *fl_poller_name(void);
+
+/* ------------------------------------------------------------------ */
+/* fd table.                                                           */
+
+typedef struct fl_io fl_io;
+/* Called with the GIL held when the watched fd is ready. Returns 0, or
+ * -1 with an exception set that must stop the loop (SystemExit and the
+ * like); everything else the callee reports itself. */
+typedef int (*fl_io_cb)(fl_io *io, unsigned events);
+
+/* A C-level watcher embedded in its owner (a transport, the wake-up fd).
+ * While registered the loop keeps a strong reference to `owner`. */
+struct fl_io {
+    int fd;
+    unsigned wanted; /* FL_READ|FL_WRITE */
+    fl_io_cb cb;
+    PyObject *owner; /* may be NULL for loop-internal watchers */
+};
+
+typedef struct {
+    PyObject *reader; /* Handle of add_reader(), or NULL */
+    PyObject *writer;
+    fl_io *io;        /* C watcher owning this fd, or NULL */
+    uint32_t gen;     /* bumped whenever the fd leaves the poller */
+    uint8_t applied;  /* mask the kernel has */
+    uint8_t dirty;    /* on the loop's dirty list */
+} fl_fd;
+
+/* ------------------------------------------------------------------ */
+/* The loop.                                                           */
+
+typedef struct fl_loop {
+    PyObject_HEAD
+    fl_state *state;
+    fl_ready ready;
+    fl_heap timers;
+    uint64_t timer_seq;
+
+    int pfd;    /* epoll */
+    int wakefd; /* eventfd for call_soon_threadsafe */
+    int wake_pending;
+
+    fl_fd *fds;
+    int nfds; /* size of fds[] */
+    int *dirty;
+    int ndirty, dirty_cap;
+    fl_event *events;
+    int events_cap;
+    Py_ssize_t nwatched; /* fds with a reader, writer or io */
+
+    char running;
+    char stopping;
+    char closed;
+    char debug;
+    char in_run_once;
+    unsigned long thread_id;
+    double slow_callback_duration;
+    double clock_resolution;
+    PyObject *current_handle; /* debug mode only */
+    PyObject *task_factory;
+    PyObject *weakreflist;
+
+    /* Counters for _stats(). */
+    uint64_t n_iterations, n_callbacks, n_timers_fired, n_timers_cancelled;
+} fl_loop;
+
+/* loop.c */
+double fl_time(void);
+int fl_loop_check_closed(fl_loop *loop);
+int fl_is_loop(PyObject *o);
+int fl_loop_call_soon_handle(fl_loop *loop, PyObject *handle);
+extern PyType_Spec fl_loop_spec;
+
+/* handle.c */
+int fl_handle_init_types(PyObject *mod, fl_state *st);
+PyObject *fl_handle_new(fl_state *st, fl_loop *loop, PyObject *cb,
+                        PyObject *const *args, Py_ssize_t nargs,
+                        PyObject *context);
+PyObject *fl_timer_new(fl_state *st, fl_loop *loop, double when,
+                       PyObject *when_obj, PyObject *cb,
+                       PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *context);
+/* Runs a handle. 0 = ran (errors reported), -1 = fatal (exception set). */
+int fl_handle_run(fl_loop *loop, PyObject *handle);
+static inline int
+fl_handle_cancelled(PyObject *h)
+{
+    return FL_SLOT(h, cancelled) == Py_True;
+}
+void fl_timer_remove(fl_loop *loop, PyObject *th);
+
+/* io.c */
+int fl_io_init(fl_loop *loop);
+void fl_io_close(fl_loop *loop);
+int fl_io_traverse(fl_loop *loop, visitproc visit, void *arg);
+int fl_io_flush(fl_loop *loop);
+int fl_io_dispatch(fl_loop *loop, int n);
+int fl_io_start(fl_loop *loop, fl_io *io, unsigned mask);
+void fl_io_stop(fl_loop *loop, fl_io *io);
+int fl_fd_from_object(PyObject *obj);
+PyObject *fl_loop_add_reader(fl_loop *self, PyObject *const *args,
+                             Py_ssize_t nargs);
+PyObject *fl_loop_add_writer(fl_loop *self, PyObject *const *args,
+                             Py_ssize_t nargs);
+PyObject *fl_loop_remove_reader(fl_loop *self, PyObject *fd);
+PyObject *fl_loop_remove_writer(fl_loop *self, PyObject *fd);
+
+/* wakeup.c */
+int fl_wakeup_init(fl_loop *loop);
+int fl_wakeup_signal(fl_loop *loop);
+void fl_wakeup_drain(fl_loop *loop);
+
+#endif /* FASTLOOP_H */

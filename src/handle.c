@@ -1,0 +1,553 @@
+/* Handle and TimerHandle: C subclasses of asyncio.Handle and
+ * asyncio.TimerHandle. They keep asyncio's own __slots__ (so isinstance,
+ * repr, ordering and equality are asyncio's) and override the hot methods
+ * cancel() and _run(). The slots are reached through the offsets of their
+ * member descriptors, read once at import (fl_off). */
+#include "fastloop.h"
+
+#include <structmember.h>
+
+fl_offsets fl_off;
+
+/* ------------------------------------------------------------------ */
+/* Slot offsets                                                        */
+
+static int
+slot_offset(PyObject *cls, const char *name, Py_ssize_t *out)
+{
+    PyObject *d = PyObject_GetAttrString(cls, name);
+    int ok;
+
+    if (d == NULL) {
+        return -1;
+    }
+    ok = Py_IS_TYPE(d, &PyMemberDescr_Type);
+    if (ok) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        ok = m->type == T_OBJECT_EX;
+        *out = m->offset;
+    }
+    Py_DECREF(d);
+    if (!ok) {
+        PyErr_Format(PyExc_ImportError,
+                     "fastloop: unexpected layout of asyncio handles (%s)",
+                     name);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+read_offsets(PyObject *h, PyObject *th)
+{
+    if (slot_offset(h, "_callback", &fl_off.callback) < 0 ||
+        slot_offset(h, "_args", &fl_off.args) < 0 ||
+        slot_offset(h, "_cancelled", &fl_off.cancelled) < 0 ||
+        slot_offset(h, "_loop", &fl_off.loop) < 0 ||
+        slot_offset(h, "_source_traceback", &fl_off.source_traceback) < 0 ||
+        slot_offset(h, "_repr", &fl_off.repr) < 0 ||
+        slot_offset(h, "_context", &fl_off.context) < 0 ||
+        slot_offset(th, "_when", &fl_off.when) < 0 ||
+        slot_offset(th, "_scheduled", &fl_off.scheduled) < 0)
+    {
+        return -1;
+    }
+    fl_off.timer_extra = ((PyTypeObject *)th)->tp_basicsize;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Construction (from the loop's C methods only).                     */
+
+static PyObject *
+source_traceback(fl_state *st)
+{
+    PyObject *frame = (PyObject *)PyEval_GetFrame();
+    return PyObject_CallOneArg(st->extract_stack, frame ? frame : Py_None);
+}
+
+static PyObject *
+pack_args(PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *t = PyTuple_New(nargs);
+    Py_ssize_t i;
+
+    if (t == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < nargs; i++) {
+        PyTuple_SET_ITEM(t, i, Py_NewRef(args[i]));
+    }
+    return t;
+}
+
+/* Fills the asyncio.Handle slots of a freshly allocated handle. */
+static int
+init_common(PyObject *h, fl_state *st, fl_loop *loop, PyObject *cb,
+            PyObject *const *args, Py_ssize_t nargs, PyObject *context)
+{
+    PyObject *t = pack_args(args, nargs);
+
+    if (t == NULL) {
+        return -1;
+    }
+    if (context == NULL || context == Py_None) {
+        context = PyContext_CopyCurrent();
+        if (context == NULL) {
+            Py_DECREF(t);
+            return -1;
+        }
+    }
+    else {
+        Py_INCREF(context);
+    }
+    FL_SLOT(h, callback) = Py_NewRef(cb);
+    FL_SLOT(h, args) = t;
+    FL_SLOT(h, cancelled) = Py_NewRef(Py_False);
+    FL_SLOT(h, loop) = Py_NewRef((PyObject *)loop);
+    FL_SLOT(h, repr) = Py_NewRef(Py_None);
+    FL_SLOT(h, context) = context;
+    if (loop->debug) {
+        PyObject *tb = source_traceback(st);
+        if (tb == NULL) {
+            return -1;
+        }
+        FL_SLOT(h, source_traceback) = tb;
+    }
+    else {
+        FL_SLOT(h, source_traceback) = Py_NewRef(Py_None);
+    }
+    return 0;
+}
+
+PyObject *
+fl_handle_new(fl_state *st, fl_loop *loop, PyObject *cb,
+              PyObject *const *args, Py_ssize_t nargs, PyObject *context)
+{
+    PyTypeObject *tp = st->HandleType;
+    PyObject *h = tp->tp_alloc(tp, 0);
+
+    if (h == NULL) {
+        return NULL;
+    }
+    if (init_common(h, st, loop, cb, args, nargs, context) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    return h;
+}
+
+PyObject *
+fl_timer_new(fl_state *st, fl_loop *loop, double when, PyObject *when_obj,
+             PyObject *cb, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *context)
+{
+    PyTypeObject *tp = st->TimerHandleType;
+    PyObject *h = tp->tp_alloc(tp, 0);
+    fl_timer_extra *x;
+
+    if (h == NULL) {
+        return NULL;
+    }
+    x = fl_timer_x(h);
+    x->when = when;
+    x->seq = loop->timer_seq++;
+    x->index = -1;
+    if (init_common(h, st, loop, cb, args, nargs, context) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    if (when_obj != NULL) {
+        FL_SLOT(h, when) = Py_NewRef(when_obj);
+    }
+    else if ((FL_SLOT(h, when) = PyFloat_FromDouble(when)) == NULL) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    FL_SLOT(h, scheduled) = Py_NewRef(Py_False);
+    return h;
+}
+
+/* ------------------------------------------------------------------ */
+/* Running                                                             */
+
+/* Reports a non-fatal exception raised by a callback through the loop's
+ * Python-level _fl_callback_error (which calls call_exception_handler).
+ * Returns -1 only if that itself raised SystemExit/KeyboardInterrupt. */
+static int
+report_error(fl_loop *loop, PyObject *h)
+{
+    PyObject *exc, *tb, *val, *res;
+
+    PyErr_Fetch(&exc, &val, &tb);
+    PyErr_NormalizeException(&exc, &val, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(val, tb);
+    }
+    res = PyObject_CallMethodObjArgs((PyObject *)loop,
+                                     loop->state->str_callback_error, h,
+                                     val, NULL);
+    Py_XDECREF(exc);
+    Py_XDECREF(val);
+    Py_XDECREF(tb);
+    if (res != NULL) {
+        Py_DECREF(res);
+        return 0;
+    }
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+    {
+        return -1;
+    }
+    PyErr_WriteUnraisable((PyObject *)loop);
+    return 0;
+}
+
+/* Calls callback(*args) inside context. Returns the result or NULL. */
+static PyObject *
+call_in_context(PyObject *cb, PyObject *args, PyObject *ctx)
+{
+    PyObject *res, *et, *ev, *etb;
+
+    if (PyContext_Enter(ctx) < 0) {
+        return NULL;
+    }
+    res = PyObject_Vectorcall(cb, &PyTuple_GET_ITEM(args, 0),
+                              PyTuple_GET_SIZE(args), NULL);
+    PyErr_Fetch(&et, &ev, &etb);
+    if (PyContext_Exit(ctx) < 0) {
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+        Py_XDECREF(res);
+        return NULL;
+    }
+    PyErr_Restore(et, ev, etb);
+    return res;
+}
+
+static void
+log_slow(fl_loop *loop, PyObject *h, double dt)
+{
+    PyObject *d = PyFloat_FromDouble(dt), *res = NULL;
+
+    if (d != NULL) {
+        res = PyObject_CallMethodObjArgs((PyObject *)loop,
+                                         loop->state->str_slow_callback, h,
+                                         d, NULL);
+        Py_DECREF(d);
+    }
+    if (res == NULL) {
+        PyErr_WriteUnraisable((PyObject *)loop);
+    }
+    Py_XDECREF(res);
+}
+
+int
+fl_handle_run(fl_loop *loop, PyObject *h)
+{
+    PyObject *cb = FL_SLOT(h, callback), *args = FL_SLOT(h, args);
+    PyObject *ctx = FL_SLOT(h, context), *res;
+    double t0 = 0;
+    int rc = 0;
+
+    if (cb == NULL || cb == Py_None || args == NULL || !PyTuple_Check(args) ||
+        ctx == NULL || !PyContext_CheckExact(ctx))
+    {
+        /* Only a hand-built handle can look like this. */
+        PyErr_SetString(PyExc_RuntimeError, "handle is not runnable");
+        return report_error(loop, h);
+    }
+    /* cancel() clears the slots: hold our own references during the call. */
+    Py_INCREF(cb);
+    Py_INCREF(args);
+    Py_INCREF(ctx);
+    if (loop->debug) {
+        Py_XSETREF(loop->current_handle, Py_NewRef(h));
+        t0 = fl_time();
+    }
+    res = call_in_context(cb, args, ctx);
+    if (res != NULL) {
+        Py_DECREF(res);
+    }
+    else if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+             PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+    {
+        rc = -1;
+    }
+    else {
+        rc = report_error(loop, h);
+    }
+    if (loop->debug) {
+        double dt = fl_time() - t0;
+        Py_CLEAR(loop->current_handle);
+        if (rc == 0 && dt >= loop->slow_callback_duration) {
+            log_slow(loop, h, dt);
+        }
+    }
+    Py_DECREF(cb);
+    Py_DECREF(args);
+    Py_DECREF(ctx);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Python-visible methods                                              */
+
+static int
+loop_debug(PyObject *loopobj)
+{
+    PyObject *r;
+    int v;
+
+    if (loopobj == NULL || loopobj == Py_None) {
+        return 0;
+    }
+    r = PyObject_CallMethod(loopobj, "get_debug", NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    v = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return v;
+}
+
+/* asyncio.Handle.cancel(), shared by both types. */
+static int
+cancel_common(PyObject *self)
+{
+    int dbg;
+
+    if (FL_SLOT(self, cancelled) == Py_True) {
+        return 0;
+    }
+    fl_slot_set(self, fl_off.cancelled, Py_NewRef(Py_True));
+    dbg = loop_debug(FL_SLOT(self, loop));
+    if (dbg < 0) {
+        return -1;
+    }
+    if (dbg) {
+        /* Keep a representation for "Executing <Handle...> took" logs. */
+        PyObject *r = PyObject_Repr(self);
+        if (r == NULL) {
+            return -1;
+        }
+        fl_slot_set(self, fl_off.repr, r);
+    }
+    fl_slot_set(self, fl_off.callback, Py_NewRef(Py_None));
+    fl_slot_set(self, fl_off.args, Py_NewRef(Py_None));
+    return 0;
+}
+
+static PyObject *
+handle_cancel(PyObject *self, PyObject *unused)
+{
+    if (cancel_common(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Removes a scheduled timer from its loop's heap (no-op otherwise). */
+void
+fl_timer_remove(fl_loop *loop, PyObject *th)
+{
+    fl_timer_extra *x = fl_timer_x(th);
+
+    if (x->index >= 0 && x->index < loop->timers.len &&
+        loop->timers.items[x->index] == th)
+    {
+        PyObject *ref = fl_heap_remove(&loop->timers, x->index);
+        fl_slot_set(th, fl_off.scheduled, Py_NewRef(Py_False));
+        loop->n_timers_cancelled++;
+        Py_DECREF(ref);
+    }
+}
+
+static PyObject *
+timer_cancel(PyObject *self, PyObject *unused)
+{
+    PyObject *loop = FL_SLOT(self, loop);
+
+    if (FL_SLOT(self, cancelled) != Py_True && loop != NULL &&
+        fl_is_loop(loop))
+    {
+        /* Hold the handle: the heap may own the last reference. */
+        Py_INCREF(self);
+        fl_timer_remove((fl_loop *)loop, self);
+        if (cancel_common(self) < 0) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        Py_DECREF(self);
+        Py_RETURN_NONE;
+    }
+    return handle_cancel(self, NULL);
+}
+
+static PyObject *
+handle_run(PyObject *self, PyObject *unused)
+{
+    PyObject *loop = FL_SLOT(self, loop);
+
+    if (loop == NULL || !fl_is_loop(loop) ||
+        FL_SLOT(self, cancelled) == NULL)
+    {
+        PyErr_SetString(PyExc_RuntimeError, "handle is not initialised");
+        return NULL;
+    }
+    if (fl_handle_run((fl_loop *)loop, self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* GC support. asyncio's handles are Python classes whose slots are
+ * traversed by type_new's subtype_traverse; a C subclass must visit them
+ * itself (calling the base's traverse would recurse into ours). */
+static const Py_ssize_t *
+slot_offsets(int timer, int *n)
+{
+    static Py_ssize_t offs[9];
+
+    offs[0] = fl_off.callback;
+    offs[1] = fl_off.args;
+    offs[2] = fl_off.cancelled;
+    offs[3] = fl_off.loop;
+    offs[4] = fl_off.source_traceback;
+    offs[5] = fl_off.repr;
+    offs[6] = fl_off.context;
+    offs[7] = fl_off.when;
+    offs[8] = fl_off.scheduled;
+    *n = timer ? 9 : 7;
+    return offs;
+}
+
+static int
+traverse_common(PyObject *self, visitproc visit, void *arg, int timer)
+{
+    int i, n;
+    const Py_ssize_t *offs = slot_offsets(timer, &n);
+
+    Py_VISIT(Py_TYPE(self));
+    for (i = 0; i < n; i++) {
+        Py_VISIT(*(PyObject **)((char *)self + offs[i]));
+    }
+    return 0;
+}
+
+static int
+clear_common(PyObject *self, int timer)
+{
+    int i, n;
+    const Py_ssize_t *offs = slot_offsets(timer, &n);
+
+    for (i = 0; i < n; i++) {
+        Py_CLEAR(*(PyObject **)((char *)self + offs[i]));
+    }
+    return 0;
+}
+
+static int
+handle_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    return traverse_common(self, visit, arg, 0);
+}
+
+static int
+handle_clear(PyObject *self)
+{
+    return clear_common(self, 0);
+}
+
+static int
+timer_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    return traverse_common(self, visit, arg, 1);
+}
+
+static int
+timer_clear(PyObject *self)
+{
+    return clear_common(self, 1);
+}
+
+static PyMethodDef handle_methods[] = {
+    {"cancel", handle_cancel, METH_NOARGS, "cancel($self, /)\n--\n\n"},
+    {"_run", handle_run, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMethodDef timer_methods[] = {
+    {"cancel", timer_cancel, METH_NOARGS, "cancel($self, /)\n--\n\n"},
+    {"_run", handle_run, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot handle_slots[] = {
+    {Py_tp_methods, handle_methods},
+    {Py_tp_traverse, handle_traverse},
+    {Py_tp_clear, handle_clear},
+    {Py_tp_doc, "A callback scheduled by a fastloop Loop."},
+    {0, NULL},
+};
+
+static PyType_Slot timer_slots[] = {
+    {Py_tp_methods, timer_methods},
+    {Py_tp_traverse, timer_traverse},
+    {Py_tp_clear, timer_clear},
+    {Py_tp_doc, "A timed callback scheduled by a fastloop Loop."},
+    {0, NULL},
+};
+
+static PyType_Spec handle_spec = {
+    .name = "fastloop._core.Handle",
+    .basicsize = 0, /* asyncio.Handle's */
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = handle_slots,
+};
+
+static PyType_Spec timer_spec_tmpl = {
+    .name = "fastloop._core.TimerHandle",
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = timer_slots,
+};
+
+int
+fl_handle_init_types(PyObject *mod, fl_state *st)
+{
+    PyType_Spec timer_spec = timer_spec_tmpl;
+    PyTypeObject *th = (PyTypeObject *)st->aio_TimerHandle;
+
+    if (!PyType_Check(st->aio_Handle) || !PyType_Check(st->aio_TimerHandle)) {
+        PyErr_SetString(PyExc_ImportError, "asyncio handles are not types");
+        return -1;
+    }
+    if (read_offsets(st->aio_Handle, st->aio_TimerHandle) < 0) {
+        return -1;
+    }
+    timer_spec.basicsize = (int)(th->tp_basicsize + sizeof(fl_timer_extra));
+    st->HandleType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &handle_spec, st->aio_Handle);
+    if (st->HandleType == NULL) {
+        return -1;
+    }
+    st->TimerHandleType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &timer_spec, st->aio_TimerHandle);
+    if (st->TimerHandleType == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObject(mod, "Handle",
+                           Py_NewRef((PyObject *)st->HandleType)) < 0)
+    {
+        Py_DECREF(st->HandleType);
+        return -1;
+    }
+    if (PyModule_AddObject(mod, "TimerHandle",
+                           Py_NewRef((PyObject *)st->TimerHandleType)) < 0)
+    {
+        Py_DECREF(st->TimerHandleType);
+        return -1;
+    }
+    return 0;
+}

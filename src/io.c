@@ -1,0 +1,455 @@
+/* The fd table: user fd watchers (add_reader/add_writer) and C watchers
+ * (transports), their registration with the poller, and the dispatch of
+ * poll results. Slots are indexed by fd; the kernel holds fd | gen << 32,
+ * and gen is bumped whenever an fd leaves the poller, so an event that was
+ * already in the batch for an fd that has since been removed (and perhaps
+ * closed and reused) is recognised and dropped. */
+#include "fastloop.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <unistd.h>
+
+#define EVENTS_CAP 256
+
+int
+fl_io_init(fl_loop *loop)
+{
+    int pfd = fl_poller_create();
+
+    if (pfd < 0) {
+        errno = -pfd;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    loop->pfd = pfd;
+    loop->events = PyMem_Calloc(EVENTS_CAP, sizeof(fl_event));
+    if (loop->events == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    loop->events_cap = EVENTS_CAP;
+    return 0;
+}
+
+/* Drops every watcher (the loop is closing or being collected). */
+void
+fl_io_close(fl_loop *loop)
+{
+    int fd;
+
+    for (fd = 0; fd < loop->nfds; fd++) {
+        fl_fd *s = &loop->fds[fd];
+        PyObject *r = s->reader, *w = s->writer, *owner = NULL;
+        if (s->io != NULL) {
+            owner = s->io->owner;
+            s->io->wanted = 0;
+        }
+        s->reader = s->writer = NULL;
+        s->io = NULL;
+        if (s->applied && loop->pfd >= 0) {
+            fl_poller_set(loop->pfd, fd, s->gen, s->applied, 0);
+        }
+        s->applied = 0;
+        s->gen++;
+        Py_XDECREF(r);
+        Py_XDECREF(w);
+        Py_XDECREF(owner);
+    }
+    loop->nwatched = 0;
+}
+
+int
+fl_io_traverse(fl_loop *loop, visitproc visit, void *arg)
+{
+    int fd;
+
+    for (fd = 0; fd < loop->nfds; fd++) {
+        fl_fd *s = &loop->fds[fd];
+        Py_VISIT(s->reader);
+        Py_VISIT(s->writer);
+        if (s->io != NULL) {
+            Py_VISIT(s->io->owner);
+        }
+    }
+    return 0;
+}
+
+static int
+ensure_slot(fl_loop *loop, int fd)
+{
+    int n = loop->nfds ? loop->nfds : 64;
+    fl_fd *fds;
+
+    if (fd < loop->nfds) {
+        return 0;
+    }
+    while (n <= fd) {
+        n = n > INT_MAX / 2 ? INT_MAX : n * 2;
+    }
+    fds = PyMem_Realloc(loop->fds, (size_t)n * sizeof(fl_fd));
+    if (fds == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(fds + loop->nfds, 0, (size_t)(n - loop->nfds) * sizeof(fl_fd));
+    loop->fds = fds;
+    loop->nfds = n;
+    return 0;
+}
+
+static unsigned
+wanted(fl_fd *s)
+{
+    return (s->reader ? FL_READ : 0) | (s->writer ? FL_WRITE : 0) |
+           (s->io ? s->io->wanted : 0);
+}
+
+/* Brings the kernel's registration of fd in line with the slot. Returns 0
+ * or -errno (the slot is unchanged on failure). */
+static int
+apply(fl_loop *loop, int fd)
+{
+    fl_fd *s = &loop->fds[fd];
+    unsigned w = wanted(s);
+    int rc;
+
+    if (w == s->applied) {
+        return 0;
+    }
+    rc = fl_poller_set(loop->pfd, fd, s->gen, s->applied, w);
+    if (rc < 0) {
+        return rc;
+    }
+    if (s->applied == 0) {
+        loop->nwatched++;
+    }
+    if (w == 0) {
+        loop->nwatched--;
+        s->gen++;
+    }
+    s->applied = (uint8_t)w;
+    return 0;
+}
+
+int
+fl_io_flush(fl_loop *loop)
+{
+    /* Registration is applied eagerly today; see apply(). */
+    return 0;
+}
+
+int
+fl_fd_from_object(PyObject *obj)
+{
+    long fd;
+
+    if (PyLong_Check(obj)) {
+        fd = PyLong_AsLong(obj);
+        if (fd == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            fd = INT_MIN;
+        }
+    }
+    else {
+        PyObject *r = PyObject_CallMethod(obj, "fileno", NULL);
+        PyObject *i = NULL;
+        if (r != NULL) {
+            i = PyNumber_Long(r);
+            Py_DECREF(r);
+        }
+        if (i == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_AttributeError) ||
+                PyErr_ExceptionMatches(PyExc_TypeError) ||
+                PyErr_ExceptionMatches(PyExc_ValueError))
+            {
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError, "Invalid file object: %R",
+                             obj);
+            }
+            return -1;
+        }
+        fd = PyLong_AsLong(i);
+        Py_DECREF(i);
+        if (fd == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            fd = INT_MIN;
+        }
+    }
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+        return -1;
+    }
+    return (int)fd;
+}
+
+static int
+ensure_no_io(fl_loop *loop, int fd)
+{
+    if (fd < loop->nfds && loop->fds[fd].io != NULL &&
+        loop->fds[fd].io->owner != NULL)
+    {
+        PyErr_Format(PyExc_RuntimeError,
+                     "File descriptor %d is used by transport %R", fd,
+                     loop->fds[fd].io->owner);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+cancel_handle(PyObject *h)
+{
+    PyObject *r = PyObject_CallMethod(h, "cancel", NULL);
+
+    if (r == NULL) {
+        PyErr_WriteUnraisable(h);
+    }
+    Py_XDECREF(r);
+}
+
+/* add_reader / add_writer: which = FL_READ or FL_WRITE. */
+static PyObject *
+add_watcher(fl_loop *self, PyObject *const *args, Py_ssize_t nargs,
+            unsigned which, const char *method)
+{
+    PyObject *h, *old, **slotp;
+    int fd, rc;
+
+    if (nargs < 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() requires fd and callback arguments", method);
+        return NULL;
+    }
+    if ((fd = fl_fd_from_object(args[0])) < 0 || ensure_no_io(self, fd) < 0 ||
+        fl_loop_check_closed(self) < 0)
+    {
+        return NULL;
+    }
+    if (!PyCallable_Check(args[1])) {
+        PyErr_Format(PyExc_TypeError,
+                     "a callable object was expected by %s(), got %R", method,
+                     args[1]);
+        return NULL;
+    }
+    if (ensure_slot(self, fd) < 0) {
+        return NULL;
+    }
+    h = fl_handle_new(self->state, self, args[1], args + 2, nargs - 2, NULL);
+    if (h == NULL) {
+        return NULL;
+    }
+    slotp = which == FL_READ ? &self->fds[fd].reader : &self->fds[fd].writer;
+    old = *slotp;
+    *slotp = h;
+    rc = apply(self, fd);
+    slotp = which == FL_READ ? &self->fds[fd].reader : &self->fds[fd].writer;
+    if (rc < 0) {
+        *slotp = old;
+        Py_DECREF(h);
+        errno = -rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return NULL;
+    }
+    if (old != NULL) {
+        cancel_handle(old);
+        Py_DECREF(old);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+remove_watcher(fl_loop *self, PyObject *fdobj, unsigned which)
+{
+    PyObject *old, **slotp;
+    int fd, rc;
+
+    if ((fd = fl_fd_from_object(fdobj)) < 0 || ensure_no_io(self, fd) < 0) {
+        return NULL;
+    }
+    if (self->closed || fd >= self->nfds) {
+        Py_RETURN_FALSE;
+    }
+    slotp = which == FL_READ ? &self->fds[fd].reader : &self->fds[fd].writer;
+    old = *slotp;
+    if (old == NULL) {
+        Py_RETURN_FALSE;
+    }
+    *slotp = NULL;
+    rc = apply(self, fd);
+    if (rc < 0) {
+        /* The fd was closed behind our back: the kernel forgot it. */
+        fl_fd *s = &self->fds[fd];
+        if (wanted(s) == 0 && s->applied) {
+            self->nwatched--;
+            s->applied = 0;
+            s->gen++;
+        }
+    }
+    cancel_handle(old);
+    Py_DECREF(old);
+    Py_RETURN_TRUE;
+}
+
+PyObject *
+fl_loop_add_reader(fl_loop *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return add_watcher(self, args, nargs, FL_READ, "add_reader");
+}
+
+PyObject *
+fl_loop_add_writer(fl_loop *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return add_watcher(self, args, nargs, FL_WRITE, "add_writer");
+}
+
+PyObject *
+fl_loop_remove_reader(fl_loop *self, PyObject *fd)
+{
+    return remove_watcher(self, fd, FL_READ);
+}
+
+PyObject *
+fl_loop_remove_writer(fl_loop *self, PyObject *fd)
+{
+    return remove_watcher(self, fd, FL_WRITE);
+}
+
+/* ------------------------------------------------------------------ */
+/* C watchers                                                          */
+
+/* Starts (or changes) a C watcher. The loop keeps a reference to
+ * io->owner while the watcher is registered. Returns 0 or -1 (OSError). */
+int
+fl_io_start(fl_loop *loop, fl_io *io, unsigned mask)
+{
+    fl_fd *s;
+    unsigned old_wanted = io->wanted;
+    int fresh, rc;
+
+    if (ensure_slot(loop, io->fd) < 0) {
+        return -1;
+    }
+    s = &loop->fds[io->fd];
+    if (s->io != NULL && s->io != io) {
+        PyErr_Format(PyExc_RuntimeError, "fd %d is already watched", io->fd);
+        return -1;
+    }
+    fresh = s->io == NULL;
+    s->io = io;
+    io->wanted = mask;
+    rc = apply(loop, io->fd);
+    if (rc < 0) {
+        io->wanted = old_wanted;
+        if (fresh) {
+            s->io = NULL;
+        }
+        errno = -rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (fresh) {
+        Py_XINCREF(io->owner);
+    }
+    return 0;
+}
+
+/* Stops a C watcher and releases the loop's reference to its owner (which
+ * may free the owner, and io with it, before this returns). */
+void
+fl_io_stop(fl_loop *loop, fl_io *io)
+{
+    fl_fd *s;
+    PyObject *owner;
+
+    if (io->fd < 0 || io->fd >= loop->nfds || loop->fds[io->fd].io != io) {
+        io->wanted = 0;
+        return;
+    }
+    s = &loop->fds[io->fd];
+    owner = io->owner;
+    io->wanted = 0;
+    s->io = NULL;
+    if (apply(loop, io->fd) < 0 && s->applied && wanted(s) == 0) {
+        loop->nwatched--;
+        s->applied = 0;
+        s->gen++;
+    }
+    Py_XDECREF(owner);
+}
+
+/* ------------------------------------------------------------------ */
+/* Dispatch                                                            */
+
+/* asyncio's _process_events for a user watcher: queue the handle, or drop
+ * a cancelled one. */
+static int
+queue_user(fl_loop *loop, int fd, unsigned which)
+{
+    PyObject *h = which == FL_READ ? loop->fds[fd].reader
+                                   : loop->fds[fd].writer;
+
+    if (h == NULL) {
+        return 0;
+    }
+    if (fl_handle_cancelled(h)) {
+        PyObject *fdo = PyLong_FromLong(fd), *r;
+        if (fdo == NULL) {
+            return -1;
+        }
+        r = remove_watcher(loop, fdo, which);
+        Py_DECREF(fdo);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
+    return fl_ready_push(&loop->ready, h);
+}
+
+static int
+dispatch_io(fl_loop *loop, fl_io *io, unsigned mask)
+{
+    PyObject *owner = io->owner;
+    int rc;
+
+    /* The callback may stop the watcher and drop the last reference. */
+    Py_XINCREF(owner);
+    rc = io->cb(io, mask);
+    Py_XDECREF(owner);
+    return rc;
+}
+
+int
+fl_io_dispatch(fl_loop *loop, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        fl_event *e = &loop->events[i];
+        fl_fd *s;
+        if (e->fd == loop->wakefd) {
+            fl_wakeup_drain(loop);
+            continue;
+        }
+        if (e->fd < 0 || e->fd >= loop->nfds) {
+            continue;
+        }
+        s = &loop->fds[e->fd];
+        if (s->gen != e->gen) {
+            continue; /* stale: the fd left the poller in this batch */
+        }
+        if (s->io != NULL) {
+            unsigned m = e->mask & (s->io->wanted ? s->io->wanted : 0);
+            if (m && dispatch_io(loop, s->io, m) < 0) {
+                return -1;
+            }
+            continue;
+        }
+        if ((e->mask & FL_READ) && queue_user(loop, e->fd, FL_READ) < 0) {
+            return -1;
+        }
+        if ((e->mask & FL_WRITE) && queue_user(loop, e->fd, FL_WRITE) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,1003 @@
+/* The Loop type: scheduling, the run loop (asyncio's _run_once), tasks. */
+#include "fastloop.h"
+
+#include <errno.h>
+#include <math.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <structmember.h>
+
+/* asyncio's MAXIMUM_SELECT_TIMEOUT: never block longer than a day. */
+#define MAX_TIMEOUT_NS (24LL * 3600 * 1000000000LL)
+
+double
+fl_time(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void loop_dealloc(PyObject *self);
+
+/* True for instances of any fastloop Loop type (from any module instance)
+ * and of their subclasses. */
+int
+fl_is_loop(PyObject *o)
+{
+    PyTypeObject *t;
+
+    for (t = Py_TYPE(o); t != NULL; t = t->tp_base) {
+        if (t->tp_dealloc == loop_dealloc) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+fl_loop_check_closed(fl_loop *loop)
+{
+    if (loop->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+check_thread(fl_loop *loop)
+{
+    if (loop->running && loop->thread_id != PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Non-thread-safe operation invoked on an event loop "
+                        "other than the current one");
+        return -1;
+    }
+    return 0;
+}
+
+/* asyncio's _check_callback (debug mode): no coroutines. */
+static int
+check_callback_debug(fl_loop *loop, PyObject *cb, const char *method)
+{
+    PyObject *r;
+    int bad;
+
+    r = PyObject_CallOneArg(loop->state->iscoroutine, cb);
+    if (r == NULL) {
+        return -1;
+    }
+    bad = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (bad == 0) {
+        r = PyObject_CallOneArg(loop->state->iscoroutinefunction, cb);
+        if (r == NULL) {
+            return -1;
+        }
+        bad = PyObject_IsTrue(r);
+        Py_DECREF(r);
+    }
+    if (bad < 0) {
+        return -1;
+    }
+    if (bad) {
+        PyErr_Format(PyExc_TypeError, "coroutines cannot be used with %s()",
+                     method);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+check_callable(PyObject *cb, const char *method)
+{
+    if (!PyCallable_Check(cb)) {
+        PyErr_Format(PyExc_TypeError,
+                     "a callable object was expected by %s(), got %R", method,
+                     cb);
+        return -1;
+    }
+    return 0;
+}
+
+/* Finds the `context=` keyword. Keyword names are matched by value: the C
+ * _asyncio module passes a non-interned 'context'. */
+static int
+parse_context(fl_loop *loop, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames, PyObject **ctx, const char *method)
+{
+    Py_ssize_t i, n;
+
+    *ctx = NULL;
+    if (kwnames == NULL) {
+        return 0;
+    }
+    n = PyTuple_GET_SIZE(kwnames);
+    for (i = 0; i < n; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        if (name != loop->state->str_context &&
+            PyUnicode_Compare(name, loop->state->str_context) != 0)
+        {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_TypeError,
+                             "%s() got an unexpected keyword argument '%S'",
+                             method, name);
+            }
+            return -1;
+        }
+        *ctx = args[nargs + i];
+    }
+    if (*ctx == Py_None) {
+        *ctx = NULL;
+    }
+    if (*ctx != NULL && !PyContext_CheckExact(*ctx)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s(): context must be a contextvars.Context, not %.200s",
+                     method, Py_TYPE(*ctx)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Common front half of call_soon and call_soon_threadsafe. */
+static PyObject *
+make_soon(fl_loop *self, PyObject *const *args, Py_ssize_t nargs,
+          PyObject *kwnames, const char *method, int threadsafe)
+{
+    PyObject *ctx, *h;
+
+    if (nargs < 1) {
+        PyErr_Format(PyExc_TypeError, "%s() missing 1 required positional "
+                     "argument: 'callback'", method);
+        return NULL;
+    }
+    if (parse_context(self, args, nargs, kwnames, &ctx, method) < 0 ||
+        fl_loop_check_closed(self) < 0)
+    {
+        return NULL;
+    }
+    if (self->debug) {
+        if ((!threadsafe && check_thread(self) < 0) ||
+            check_callback_debug(self, args[0], method) < 0)
+        {
+            return NULL;
+        }
+    }
+    if (check_callable(args[0], method) < 0) {
+        return NULL;
+    }
+    h = fl_handle_new(self->state, self, args[0], args + 1, nargs - 1, ctx);
+    if (h == NULL) {
+        return NULL;
+    }
+    if (fl_ready_push(&self->ready, h) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    return h;
+}
+
+static PyObject *
+loop_call_soon(fl_loop *self, PyObject *const *args, size_t nargsf,
+               PyObject *kwnames)
+{
+    return make_soon(self, args, PyVectorcall_NARGS(nargsf), kwnames,
+                     "call_soon", 0);
+}
+
+static PyObject *
+loop_call_soon_threadsafe(fl_loop *self, PyObject *const *args, size_t nargsf,
+                          PyObject *kwnames)
+{
+    PyObject *h = make_soon(self, args, PyVectorcall_NARGS(nargsf), kwnames,
+                            "call_soon_threadsafe", 1);
+
+    if (h != NULL) {
+        fl_wakeup_signal(self);
+    }
+    return h;
+}
+
+/* Schedules a timer at `when` (loop time). `when_obj` is stored as the
+ * handle's _when (call_at keeps the caller's object), or NULL. */
+static PyObject *
+make_timer(fl_loop *self, double when, PyObject *when_obj,
+           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+           const char *method)
+{
+    PyObject *ctx, *th;
+
+    if (parse_context(self, args, nargs, kwnames, &ctx, method) < 0 ||
+        fl_loop_check_closed(self) < 0)
+    {
+        return NULL;
+    }
+    if (self->debug && (check_thread(self) < 0 ||
+                        check_callback_debug(self, args[0], method) < 0))
+    {
+        return NULL;
+    }
+    if (check_callable(args[0], method) < 0) {
+        return NULL;
+    }
+    th = fl_timer_new(self->state, self, when, when_obj, args[0], args + 1,
+                      nargs - 1, ctx);
+    if (th == NULL) {
+        return NULL;
+    }
+    if (fl_heap_push(&self->timers, th) < 0) {
+        Py_DECREF(th);
+        return NULL;
+    }
+    fl_slot_set(th, fl_off.scheduled, Py_NewRef(Py_True));
+    return th;
+}
+
+static int
+to_seconds(PyObject *o, double *out, const char *what)
+{
+    double v = PyFloat_AsDouble(o);
+
+    if (v == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (isnan(v)) {
+        PyErr_Format(PyExc_ValueError, "%s must not be NaN", what);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static PyObject *
+loop_call_later(fl_loop *self, PyObject *const *args, size_t nargsf,
+                PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    double delay;
+
+    if (nargs < 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "call_later() requires delay and callback arguments");
+        return NULL;
+    }
+    if (args[0] == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "delay must not be None");
+        return NULL;
+    }
+    if (to_seconds(args[0], &delay, "delay") < 0) {
+        return NULL;
+    }
+    return make_timer(self, fl_time() + delay, NULL, args + 1, nargs - 1,
+                      kwnames, "call_later");
+}
+
+static PyObject *
+loop_call_at(fl_loop *self, PyObject *const *args, size_t nargsf,
+             PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    double when;
+
+    if (nargs < 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "call_at() requires when and callback arguments");
+        return NULL;
+    }
+    if (args[0] == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "when cannot be None");
+        return NULL;
+    }
+    if (to_seconds(args[0], &when, "when") < 0) {
+        return NULL;
+    }
+    return make_timer(self, when, args[0], args + 1, nargs - 1, kwnames,
+                      "call_at");
+}
+
+static PyObject *
+loop_timer_handle_cancelled(fl_loop *self, PyObject *th)
+{
+    if (PyObject_TypeCheck(th, self->state->TimerHandleType) &&
+        FL_SLOT(th, loop) == (PyObject *)self)
+    {
+        Py_INCREF(th);
+        fl_timer_remove(self, th);
+        Py_DECREF(th);
+    }
+    Py_RETURN_NONE;
+}
+
+int
+fl_loop_call_soon_handle(fl_loop *loop, PyObject *handle)
+{
+    return fl_ready_push(&loop->ready, handle);
+}
+
+/* ------------------------------------------------------------------ */
+/* The run loop                                                        */
+
+/* asyncio's _run_once timeout: 0 when there is work, the earliest timer's
+ * distance, or forever. */
+static int64_t
+poll_timeout(fl_loop *self)
+{
+    PyObject *first;
+    double dt;
+
+    if (self->ready.len || self->stopping) {
+        return 0;
+    }
+    first = fl_heap_peek(&self->timers);
+    if (first == NULL) {
+        return -1;
+    }
+    dt = fl_timer_x(first)->when - fl_time();
+    if (!(dt > 0)) {
+        return 0;
+    }
+    if (dt * 1e9 >= (double)MAX_TIMEOUT_NS) {
+        return MAX_TIMEOUT_NS;
+    }
+    /* Round up: waking a nanosecond early would spin once more. */
+    return (int64_t)ceil(dt * 1e9);
+}
+
+static int
+poll_io(fl_loop *self, int64_t timeout)
+{
+    int n;
+
+    if (timeout == 0 && self->nwatched == 0) {
+        /* Nothing to poll but the wake-up fd, whose only job is to end a
+         * blocking wait: skip the syscall. */
+        return 0;
+    }
+    if (fl_io_flush(self) < 0) {
+        return -1;
+    }
+    if (timeout == 0) {
+        n = fl_poller_wait(self->pfd, self->events, self->events_cap, 0);
+    }
+    else {
+        Py_BEGIN_ALLOW_THREADS
+        n = fl_poller_wait(self->pfd, self->events, self->events_cap, timeout);
+        Py_END_ALLOW_THREADS
+    }
+    if (n == -EINTR) {
+        /* A signal: run Python-level handlers now (^C raises here). */
+        return PyErr_CheckSignals() < 0 ? -1 : 0;
+    }
+    if (n < 0) {
+        errno = -n;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return fl_io_dispatch(self, n);
+}
+
+/* Moves due timers to the ready queue. */
+static int
+collect_timers(fl_loop *self)
+{
+    double end = fl_time() + self->clock_resolution;
+    PyObject *th;
+
+    while ((th = fl_heap_peek(&self->timers)) != NULL &&
+           fl_timer_x(th)->when < end)
+    {
+        th = fl_heap_pop(&self->timers);
+        fl_slot_set(th, fl_off.scheduled, Py_NewRef(Py_False));
+        self->n_timers_fired++;
+        if (fl_ready_push(&self->ready, th) < 0) {
+            Py_DECREF(th);
+            return -1;
+        }
+        Py_DECREF(th);
+    }
+    return 0;
+}
+
+/* One iteration, as asyncio's BaseEventLoop._run_once: poll, collect due
+ * timers, then run exactly the callbacks that are ready now. */
+static int
+run_once(fl_loop *self)
+{
+    Py_ssize_t ntodo, i;
+
+    self->n_iterations++;
+    if (poll_io(self, poll_timeout(self)) < 0) {
+        return -1;
+    }
+    if (collect_timers(self) < 0) {
+        return -1;
+    }
+    ntodo = self->ready.len;
+    for (i = 0; i < ntodo; i++) {
+        PyObject *h = fl_ready_pop(&self->ready);
+        int rc;
+        if (h == NULL) {
+            break; /* close() from a callback emptied the queue */
+        }
+        if (fl_handle_cancelled(h)) {
+            Py_DECREF(h);
+            continue;
+        }
+        self->n_callbacks++;
+        rc = fl_handle_run(self, h);
+        Py_DECREF(h);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+enter_running(fl_loop *self)
+{
+    if (fl_loop_check_closed(self) < 0) {
+        return -1;
+    }
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "This event loop is already running");
+        return -1;
+    }
+    self->running = 1;
+    self->thread_id = PyThread_get_thread_ident();
+    return 0;
+}
+
+static PyObject *
+loop_run(fl_loop *self, PyObject *unused)
+{
+    int rc = 0;
+
+    if (enter_running(self) < 0) {
+        return NULL;
+    }
+    Py_INCREF(self);
+    for (;;) {
+        rc = run_once(self);
+        if (rc < 0 || self->stopping || self->closed) {
+            break;
+        }
+    }
+    self->stopping = 0;
+    self->running = 0;
+    self->thread_id = 0;
+    Py_DECREF(self);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_run_once(fl_loop *self, PyObject *unused)
+{
+    int rc, was_running = self->running;
+
+    if (!was_running && enter_running(self) < 0) {
+        return NULL;
+    }
+    Py_INCREF(self);
+    rc = run_once(self);
+    if (!was_running) {
+        self->running = 0;
+        self->thread_id = 0;
+    }
+    Py_DECREF(self);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_stop(fl_loop *self, PyObject *unused)
+{
+    self->stopping = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_is_running(fl_loop *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->running);
+}
+
+static PyObject *
+loop_is_closed(fl_loop *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static PyObject *
+loop_time(fl_loop *self, PyObject *unused)
+{
+    return PyFloat_FromDouble(fl_time());
+}
+
+static PyObject *
+loop_get_debug(fl_loop *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->debug);
+}
+
+static PyObject *
+loop_set_debug(fl_loop *self, PyObject *flag)
+{
+    int v = PyObject_IsTrue(flag);
+
+    if (v < 0) {
+        return NULL;
+    }
+    self->debug = (char)v;
+    Py_RETURN_NONE;
+}
+
+/* Releases what the loop holds; safe to call repeatedly. */
+static void
+close_core(fl_loop *self)
+{
+    self->closed = 1;
+    fl_ready_clear(&self->ready);
+    fl_heap_clear(&self->timers);
+    fl_io_close(self);
+    if (self->wakefd >= 0) {
+        close(self->wakefd);
+        self->wakefd = -1;
+    }
+    if (self->pfd >= 0) {
+        close(self->pfd);
+        self->pfd = -1;
+    }
+}
+
+static PyObject *
+loop_close_core(fl_loop *self, PyObject *unused)
+{
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Cannot close a running event loop");
+        return NULL;
+    }
+    close_core(self);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Futures and tasks                                                   */
+
+static PyObject *
+loop_create_future(fl_loop *self, PyObject *unused)
+{
+    PyObject *stack[2] = {NULL, (PyObject *)self};
+
+    return PyObject_Vectorcall(self->state->aio_Future, stack + 1,
+                               0 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                               self->state->kw_loop);
+}
+
+/* create_task through the task factory, as base_events.create_task. */
+static PyObject *
+create_task_factory(fl_loop *self, PyObject *coro, PyObject *name,
+                    PyObject *ctx, PyObject *kwargs)
+{
+    PyObject *task, *args;
+
+    args = PyTuple_Pack(2, (PyObject *)self, coro);
+    if (args == NULL) {
+        return NULL;
+    }
+    if (ctx != NULL && ctx != Py_None) {
+        if (kwargs == NULL) {
+            kwargs = PyDict_New();
+            if (kwargs == NULL) {
+                Py_DECREF(args);
+                return NULL;
+            }
+        }
+        else {
+            Py_INCREF(kwargs);
+        }
+        if (PyDict_SetItem(kwargs, self->state->str_context, ctx) < 0) {
+            Py_DECREF(kwargs);
+            Py_DECREF(args);
+            return NULL;
+        }
+        task = PyObject_Call(self->task_factory, args, kwargs);
+        Py_DECREF(kwargs);
+    }
+    else {
+        task = PyObject_Call(self->task_factory, args, kwargs);
+    }
+    Py_DECREF(args);
+    if (task != NULL && name != NULL && name != Py_None) {
+        PyObject *r = PyObject_CallMethod(task, "set_name", "O", name);
+        if (r == NULL) {
+            /* asyncio only calls set_name when the task has it. */
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                Py_DECREF(task);
+                return NULL;
+            }
+            PyErr_Clear();
+        }
+        Py_XDECREF(r);
+    }
+    return task;
+}
+
+static PyObject *
+loop_create_task(fl_loop *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *coro, *name = NULL, *ctx = NULL, *rest = NULL, *task;
+
+    if (!PyArg_ParseTuple(args, "O:create_task", &coro)) {
+        return NULL;
+    }
+    if (fl_loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
+        rest = PyDict_Copy(kwargs);
+        if (rest == NULL) {
+            return NULL;
+        }
+        name = PyDict_GetItemWithError(rest, self->state->str_name);
+        ctx = PyDict_GetItemWithError(rest, self->state->str_context);
+        Py_XINCREF(name);
+        Py_XINCREF(ctx);
+        if (PyErr_Occurred()) {
+            goto done;
+        }
+    }
+    if (self->task_factory == NULL) {
+        PyObject *kw;
+        if (rest == NULL) {
+            kw = PyDict_New();
+        }
+        else {
+            kw = Py_NewRef(rest);
+            /* Task() on 3.9/3.10 has no context= : pass it only if set. */
+            if (ctx == Py_None &&
+                PyDict_DelItem(kw, self->state->str_context) < 0)
+            {
+                Py_DECREF(kw);
+                goto done;
+            }
+        }
+        if (kw == NULL || PyDict_SetItem(kw, self->state->str_loop,
+                                         (PyObject *)self) < 0)
+        {
+            Py_XDECREF(kw);
+            goto done;
+        }
+        args = PyTuple_Pack(1, coro);
+        if (args == NULL) {
+            Py_DECREF(kw);
+            goto done;
+        }
+        task = PyObject_Call(self->state->aio_Task, args, kw);
+        Py_DECREF(args);
+        Py_DECREF(kw);
+        Py_XDECREF(rest);
+        Py_XDECREF(name);
+        Py_XDECREF(ctx);
+        return task;
+    }
+    if (rest != NULL) {
+        if ((name && PyDict_DelItem(rest, self->state->str_name) < 0) ||
+            (ctx && PyDict_DelItem(rest, self->state->str_context) < 0))
+        {
+            goto done;
+        }
+        if (PyDict_GET_SIZE(rest) == 0) {
+            Py_CLEAR(rest);
+        }
+    }
+    task = create_task_factory(self, coro, name, ctx, rest);
+    Py_XDECREF(rest);
+    Py_XDECREF(name);
+    Py_XDECREF(ctx);
+    return task;
+done:
+    Py_XDECREF(rest);
+    Py_XDECREF(name);
+    Py_XDECREF(ctx);
+    return NULL;
+}
+
+static PyObject *
+loop_set_task_factory(fl_loop *self, PyObject *factory)
+{
+    if (factory != Py_None && !PyCallable_Check(factory)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "task factory must be a callable or None");
+        return NULL;
+    }
+    Py_XSETREF(self->task_factory,
+               factory == Py_None ? NULL : Py_NewRef(factory));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_get_task_factory(fl_loop *self, PyObject *unused)
+{
+    return Py_NewRef(self->task_factory ? self->task_factory : Py_None);
+}
+
+/* ------------------------------------------------------------------ */
+/* Introspection                                                       */
+
+static PyObject *
+loop_stats(fl_loop *self, PyObject *unused)
+{
+    return Py_BuildValue(
+        "{s:n,s:n,s:n,s:K,s:K,s:K,s:K,s:s}", "ready", self->ready.len,
+        "timers", self->timers.len, "fds_watched", self->nwatched,
+        "iterations", (unsigned long long)self->n_iterations, "callbacks",
+        (unsigned long long)self->n_callbacks, "timers_fired",
+        (unsigned long long)self->n_timers_fired, "timers_cancelled",
+        (unsigned long long)self->n_timers_cancelled, "poller",
+        fl_poller_name());
+}
+
+static PyObject *
+get_slow(fl_loop *self, void *c)
+{
+    return PyFloat_FromDouble(self->slow_callback_duration);
+}
+
+static int
+set_slow(fl_loop *self, PyObject *v, void *c)
+{
+    double d;
+
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    d = PyFloat_AsDouble(v);
+    if (d == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    self->slow_callback_duration = d;
+    return 0;
+}
+
+static PyObject *
+get_thread_id(fl_loop *self, void *c)
+{
+    if (!self->running) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLong(self->thread_id);
+}
+
+static PyObject *
+get_current_handle(fl_loop *self, void *c)
+{
+    return Py_NewRef(self->current_handle ? self->current_handle : Py_None);
+}
+
+static PyObject *
+get_flag(fl_loop *self, void *c)
+{
+    return PyBool_FromLong(*((char *)self + (Py_ssize_t)c));
+}
+
+static int
+set_flag(fl_loop *self, PyObject *v, void *c)
+{
+    int b;
+
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    if ((b = PyObject_IsTrue(v)) < 0) {
+        return -1;
+    }
+    *((char *)self + (Py_ssize_t)c) = (char)b;
+    return 0;
+}
+
+static PyObject *
+get_clock_resolution(fl_loop *self, void *c)
+{
+    return PyFloat_FromDouble(self->clock_resolution);
+}
+
+static PyGetSetDef loop_getset[] = {
+    {"slow_callback_duration", (getter)get_slow, (setter)set_slow, NULL,
+     NULL},
+    {"_thread_id", (getter)get_thread_id, NULL, NULL, NULL},
+    {"_current_handle", (getter)get_current_handle, NULL, NULL, NULL},
+    {"_stopping", (getter)get_flag, (setter)set_flag, NULL,
+     (void *)offsetof(fl_loop, stopping)},
+    {"_closed", (getter)get_flag, NULL, NULL,
+     (void *)offsetof(fl_loop, closed)},
+    {"_debug", (getter)get_flag, (setter)set_flag, NULL,
+     (void *)offsetof(fl_loop, debug)},
+    {"_clock_resolution", (getter)get_clock_resolution, NULL, NULL, NULL},
+    {NULL},
+};
+
+#define FC (METH_FASTCALL | METH_KEYWORDS)
+
+static PyMethodDef loop_methods[] = {
+    {"time", (PyCFunction)loop_time, METH_NOARGS,
+     "time($self, /)\n--\n\nReturn the loop's monotonic time."},
+    {"call_soon", (PyCFunction)(void (*)(void))loop_call_soon, FC,
+     "call_soon($self, callback, /, *args, context=None)\n--\n\n"},
+    {"call_soon_threadsafe",
+     (PyCFunction)(void (*)(void))loop_call_soon_threadsafe, FC,
+     "call_soon_threadsafe($self, callback, /, *args, context=None)\n--\n\n"},
+    {"call_later", (PyCFunction)(void (*)(void))loop_call_later, FC,
+     "call_later($self, delay, callback, /, *args, context=None)\n--\n\n"},
+    {"call_at", (PyCFunction)(void (*)(void))loop_call_at, FC,
+     "call_at($self, when, callback, /, *args, context=None)\n--\n\n"},
+    {"_timer_handle_cancelled", (PyCFunction)loop_timer_handle_cancelled,
+     METH_O, NULL},
+    {"stop", (PyCFunction)loop_stop, METH_NOARGS, "stop($self, /)\n--\n\n"},
+    {"is_running", (PyCFunction)loop_is_running, METH_NOARGS,
+     "is_running($self, /)\n--\n\n"},
+    {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS,
+     "is_closed($self, /)\n--\n\n"},
+    {"get_debug", (PyCFunction)loop_get_debug, METH_NOARGS,
+     "get_debug($self, /)\n--\n\n"},
+    {"set_debug", (PyCFunction)loop_set_debug, METH_O,
+     "set_debug($self, enabled, /)\n--\n\n"},
+    {"create_future", (PyCFunction)loop_create_future, METH_NOARGS,
+     "create_future($self, /)\n--\n\n"},
+    {"create_task", (PyCFunction)(void (*)(void))loop_create_task,
+     METH_VARARGS | METH_KEYWORDS,
+     "create_task($self, coro, /, *, name=None, context=None, **kwargs)\n"
+     "--\n\n"},
+    {"set_task_factory", (PyCFunction)loop_set_task_factory, METH_O,
+     "set_task_factory($self, factory, /)\n--\n\n"},
+    {"get_task_factory", (PyCFunction)loop_get_task_factory, METH_NOARGS,
+     "get_task_factory($self, /)\n--\n\n"},
+    {"add_reader", (PyCFunction)(void (*)(void))fl_loop_add_reader,
+     METH_FASTCALL, "add_reader($self, fd, callback, /, *args)\n--\n\n"},
+    {"add_writer", (PyCFunction)(void (*)(void))fl_loop_add_writer,
+     METH_FASTCALL, "add_writer($self, fd, callback, /, *args)\n--\n\n"},
+    {"remove_reader", (PyCFunction)fl_loop_remove_reader, METH_O,
+     "remove_reader($self, fd, /)\n--\n\n"},
+    {"remove_writer", (PyCFunction)fl_loop_remove_writer, METH_O,
+     "remove_writer($self, fd, /)\n--\n\n"},
+    {"_run", (PyCFunction)loop_run, METH_NOARGS, NULL},
+    {"_run_once", (PyCFunction)loop_run_once, METH_NOARGS, NULL},
+    {"_close_core", (PyCFunction)loop_close_core, METH_NOARGS, NULL},
+    {"_stats", (PyCFunction)loop_stats, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ------------------------------------------------------------------ */
+/* Type                                                                */
+
+static PyObject *
+loop_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    fl_state *st = PyType_GetModuleState(type);
+    fl_loop *self;
+    PyTypeObject *t;
+
+    /* Subclasses may take their own __init__ arguments. */
+    if (st != NULL && type == st->LoopType &&
+        (PyTuple_GET_SIZE(args) || (kwargs && PyDict_GET_SIZE(kwargs))))
+    {
+        PyErr_SetString(PyExc_TypeError, "Loop() takes no arguments");
+        return NULL;
+    }
+    PyErr_Clear();
+    /* Find the module state through the C base type. */
+    for (t = type; st == NULL && t != NULL; t = t->tp_base) {
+        if (t->tp_dealloc == loop_dealloc) {
+            st = PyType_GetModuleState(t);
+        }
+        PyErr_Clear();
+    }
+    if (st == NULL) {
+        PyErr_SetString(PyExc_TypeError, "not a fastloop Loop type");
+        return NULL;
+    }
+    self = (fl_loop *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->state = st;
+    self->pfd = -1;
+    self->wakefd = -1;
+    self->slow_callback_duration = 0.1;
+    {
+        struct timespec res;
+        self->clock_resolution =
+            clock_getres(CLOCK_MONOTONIC, &res) == 0
+                ? (double)res.tv_sec + (double)res.tv_nsec * 1e-9
+                : 1e-9;
+    }
+    if (fl_io_init(self) < 0 || fl_wakeup_init(self) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int
+loop_traverse(fl_loop *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->current_handle);
+    Py_VISIT(self->task_factory);
+    if (fl_ready_traverse(&self->ready, visit, arg) ||
+        fl_heap_traverse(&self->timers, visit, arg) ||
+        fl_io_traverse(self, visit, arg))
+    {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+loop_clear(fl_loop *self)
+{
+    Py_CLEAR(self->current_handle);
+    Py_CLEAR(self->task_factory);
+    fl_ready_clear(&self->ready);
+    fl_heap_clear(&self->timers);
+    fl_io_close(self);
+    return 0;
+}
+
+static void
+loop_dealloc(PyObject *op)
+{
+    fl_loop *self = (fl_loop *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+
+    PyObject_GC_UnTrack(op);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs(op);
+    }
+    loop_clear(self);
+    close_core(self);
+    fl_ready_free(&self->ready);
+    fl_heap_free(&self->timers);
+    PyMem_Free(self->fds);
+    PyMem_Free(self->dirty);
+    PyMem_Free(self->events);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+static PyMemberDef loop_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(fl_loop, weakreflist),
+     READONLY},
+    {NULL},
+};
+
+static PyType_Slot loop_slots[] = {
+    {Py_tp_new, loop_new},
+    {Py_tp_dealloc, loop_dealloc},
+    {Py_tp_traverse, loop_traverse},
+    {Py_tp_clear, loop_clear},
+    {Py_tp_methods, loop_methods},
+    {Py_tp_getset, loop_getset},
+    {Py_tp_members, loop_members},
+    {Py_tp_doc, "The C core of fastloop's event loop."},
+    {0, NULL},
+};
+
+PyType_Spec fl_loop_spec = {
+    .name = "fastloop._core.Loop",
+    .basicsize = sizeof(fl_loop),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = loop_slots,
+};

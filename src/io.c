@@ -108,13 +108,15 @@ wanted(fl_fd *s)
 /* Brings the kernel's registration of fd in line with the slot. Returns 0
  * or -errno (the slot is unchanged on failure). */
 static int
-apply(fl_loop *loop, int fd)
+apply_ex(fl_loop *loop, int fd, int force)
 {
     fl_fd *s = &loop->fds[fd];
     unsigned w = wanted(s);
     int rc;
 
-    if (w == s->applied) {
+    /* `force` re-asserts an unchanged registration: the fd may have been
+     * closed (dropping it from epoll) and its number reused. */
+    if (w == s->applied && !(force && w)) {
         return 0;
     }
     rc = fl_poller_set(loop->pfd, fd, s->gen, s->applied, w);
@@ -130,6 +132,12 @@ apply(fl_loop *loop, int fd)
     }
     s->applied = (uint8_t)w;
     return 0;
+}
+
+static int
+apply(fl_loop *loop, int fd)
+{
+    return apply_ex(loop, fd, 0);
 }
 
 int
@@ -242,7 +250,7 @@ add_watcher(fl_loop *self, PyObject *const *args, Py_ssize_t nargs,
     slotp = which == FL_READ ? &self->fds[fd].reader : &self->fds[fd].writer;
     old = *slotp;
     *slotp = h;
-    rc = apply(self, fd);
+    rc = apply_ex(self, fd, old != NULL);
     slotp = which == FL_READ ? &self->fds[fd].reader : &self->fds[fd].writer;
     if (rc < 0) {
         *slotp = old;

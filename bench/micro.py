@@ -21,6 +21,7 @@ import asyncio
 import faulthandler
 import gc
 import json
+import math
 import os
 import platform
 import random
@@ -500,6 +501,12 @@ def render_table(results, labels, subject, others):
             ratio = res["ratios"].get("%s/%s" % (subject, o))
             row.append("-" if ratio is None else "%.2fx" % ratio)
         rows.append(row)
+    if len(results) > 1 and others:
+        row = ["geometric mean"] + [""] * len(labels)
+        for o in others:
+            g = geomean([r["ratios"].get("%s/%s" % (subject, o)) for r in results.values()])
+            row.append("-" if g is None else "%.2fx" % g)
+        rows.append(row)
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     lines = []
     for i, r in enumerate([head] + rows):
@@ -508,6 +515,13 @@ def render_table(results, labels, subject, others):
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def geomean(xs):
+    xs = [x for x in xs if x]
+    if not xs:
+        return None
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
 
 def render_errors(results):
@@ -710,7 +724,11 @@ def main(argv=None, title="fastloop micro-benchmarks"):
     if args.json:
         info["wall_s"] = wall
         with open(args.json, "w") as f:
-            json.dump({"meta": info, "results": results}, f, indent=1)
+            gm = {}
+            for o in others:
+                key = "%s/%s" % (subject, o)
+                gm[key] = geomean([r["ratios"].get(key) for r in results.values()])
+            json.dump({"meta": info, "results": results, "geomean": gm}, f, indent=1)
         print("wrote %s" % args.json)
     return 1 if errors else 0
 

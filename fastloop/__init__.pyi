@@ -1,0 +1,29 @@
+import asyncio
+import sys
+from typing import Any, Callable, Coroutine, Optional, TypeVar
+
+from ._loop import Loop as Loop
+
+__version__: str
+__all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy")
+
+_T = TypeVar("_T")
+
+def new_event_loop() -> Loop: ...
+def run(
+    main: Coroutine[Any, Any, _T],
+    *,
+    debug: Optional[bool] = None,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = ...,
+    **run_kwargs: Any,
+) -> _T: ...
+if sys.version_info >= (3, 12):
+    from typing_extensions import deprecated
+    @deprecated("fastloop.install() is deprecated in favor of fastloop.run() starting with Python 3.12.")
+    def install() -> None: ...
+
+else:
+    def install() -> None: ...
+
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
+    def _loop_factory(self) -> Loop: ...  # type: ignore[override]

@@ -505,11 +505,13 @@ def test_time_sub_millisecond_resolution(loop):
 
 def test_time_advances_while_running(loop):
     seen = []
+    t0 = loop.time()
     loop.call_soon(lambda: seen.append(loop.time()))
-    loop.call_later(0.005, lambda: seen.append(loop.time()))
+    h = loop.call_later(0.005, lambda: seen.append(loop.time()))
     loop.call_later(0.006, loop.stop)
     loop.run_forever()
-    assert seen[1] - seen[0] >= 0.005 - 0.001  # not early, loose
+    assert t0 <= seen[0] <= seen[1]
+    assert seen[1] >= h.when() - CLOCK_RES >= t0 + 0.005 - CLOCK_RES
 
 
 # --------------------------------------------------------------------------
@@ -595,25 +597,26 @@ def test_asyncio_sleep_not_early(loop):
         assert elapsed >= d - 1e-6
 
 
-def test_asyncio_sleep_many_concurrent_ordering(loop):
+def test_asyncio_sleep_many_concurrent(loop):
     out = []
 
     async def sleeper(i, d):
-        deadline = loop.time() + d
+        earliest = loop.time() + d
         await asyncio.sleep(d)
-        out.append((deadline, i))
+        out.append((loop.time(), earliest, i))
 
     async def main():
-        delays = [(i, (i % 10) * 0.002) for i in range(100)]
+        delays = [(i, (i % 10 + 1) * 0.002) for i in range(100)]
         random.Random(5).shuffle(delays)
         await asyncio.gather(*(sleeper(i, d) for i, d in delays))
 
     run(loop, main())
-    assert len(out) == 100
-    # completion order follows the deadlines (near-ties excepted: the
-    # deadline recorded here is a few ns before the one sleep() computes)
-    for (d0, i0), (d1, i1) in zip(out, out[1:]):
-        assert d1 >= d0 - 1e-4, (i0, i1)
+    assert sorted(i for _, _, i in out) == list(range(100))
+    for woke, earliest, i in out:
+        assert woke >= earliest - CLOCK_RES, i
+    # (exact completion order is checked with call_at in
+    # test_timers_run_in_deadline_order: here the deadline sleep() computes
+    # internally is unknown on a preempted VM)
 
 
 def test_wait_for_timeout(loop):

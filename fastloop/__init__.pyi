@@ -1,6 +1,8 @@
 import asyncio
 import sys
-from typing import Any, Callable, Coroutine, Optional, TypeVar
+from typing import Any, Callable, Coroutine, Optional, Type, TypeVar
+
+from typing_extensions import deprecated
 
 from ._loop import Loop as Loop
 
@@ -17,13 +19,16 @@ def run(
     loop_factory: Callable[[], asyncio.AbstractEventLoop] = ...,
     **run_kwargs: Any,
 ) -> _T: ...
+
 if sys.version_info >= (3, 12):
-    from typing_extensions import deprecated
-    @deprecated("fastloop.install() is deprecated in favor of fastloop.run() starting with Python 3.12.")
+    @deprecated(
+        "fastloop.install() is deprecated in favor of fastloop.run() "
+        "starting with Python 3.12."
+    )
     def install() -> None: ...
 
 else:
     def install() -> None: ...
 
-class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
-    def _loop_factory(self) -> Loop: ...  # type: ignore[override]
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    _loop_factory: Type[Loop]

@@ -96,19 +96,17 @@ def _run_signal_handle(handle):
 class BaseLoopMixin:
     """Python-level methods of ``fastloop.Loop`` (see module docstring)."""
 
-    # Class-level defaults: they make every method safe on an instance whose
-    # __init__ did not finish (``__del__`` after a failed constructor) and
-    # document the Python-level state. Mutable state is created per instance
-    # in _fl_init_base().
+    # Class-level defaults: they make close() and __del__ safe on an instance
+    # whose __init__ did not run or finish, and document the Python-level
+    # state. Mutable state (_asyncgens, _signal_handlers) is created per
+    # instance in _fl_init_base().
     _exception_handler = None
     _default_executor = None
     _executor_shutdown_called = False
-    _asyncgens = None
     _asyncgens_shutdown_called = False
     _old_agen_hooks = None
     _coroutine_origin_tracking_enabled = False
     _coroutine_origin_tracking_saved_depth = None
-    _signal_handlers = None
     _ssock = None
     _csock = None
     _wakeup_fd_installed = False
@@ -809,8 +807,8 @@ class BaseLoopMixin:
 
     def _remove_all_signal_handlers(self):
         # The signal half of _UnixSelectorEventLoop.close
-        if not self._signal_handlers:
-            return
+        if not getattr(self, "_signal_handlers", None):
+            return  # none, or __init__ did not run
         if not sys.is_finalizing():
             for sig in list(self._signal_handlers):
                 self.remove_signal_handler(sig)

@@ -6,7 +6,7 @@ See docs/internals.md. Normal code uses fastloop.Loop, not these names.
 import asyncio
 import contextvars
 import sys
-from typing import Any, Callable, Coroutine, Dict, Generator, Optional, TypeVar, Union
+from typing import Any, Callable, Coroutine, Dict, Final, Generator, Optional, TypeVar, Union, final
 
 from _typeshed import FileDescriptorLike
 
@@ -21,12 +21,19 @@ _TaskFactory = Callable[
     [asyncio.AbstractEventLoop, _TaskCompatibleCoro[Any]], "asyncio.Future[Any]"
 ]
 
+POLLER: Final[str]
+"""Name of the readiness backend ("epoll")."""
+DEBUG_BUILD: Final[int]
+"""1 when built with FASTLOOP_DEBUG=1."""
+
+@final
 class Handle(asyncio.Handle):
     """A callback scheduled by a fastloop Loop (asyncio's __slots__)."""
 
     def cancel(self) -> None: ...
     def _run(self) -> None: ...
 
+@final
 class TimerHandle(asyncio.TimerHandle):
     """A timed callback scheduled by a fastloop Loop."""
 

@@ -599,6 +599,44 @@ class BaseLoopMixin:
             what = _safe_repr(handle)
         logger.warning("Executing %s took %.3f seconds", what, seconds)
 
+    def _fl_transport_error(self, transport, exc, message):
+        """A transport hit a fatal error (asyncio's _fatal_error): OSErrors
+        are logged in debug mode only, anything else goes to the exception
+        handler. The C transport then force-closes itself."""
+        if isinstance(exc, OSError):
+            if self.get_debug():
+                logger.debug("%r: %s", transport, message, exc_info=exc)
+            return
+        self.call_exception_handler({
+            "message": message,
+            "exception": exc,
+            "transport": transport,
+            "protocol": transport.get_protocol(),
+        })
+
+    def _fl_protocol_error(self, transport, exc, message):
+        """protocol.pause_writing()/resume_writing() raised."""
+        self.call_exception_handler({
+            "message": message,
+            "exception": exc,
+            "transport": transport,
+            "protocol": transport.get_protocol(),
+        })
+
+    def _fl_accept_error(self, sock, exc, message):
+        """The C accept loop failed to accept or set up a connection."""
+        from asyncio import trsock
+
+        context = {"message": message, "exception": exc}
+        try:
+            context["socket"] = trsock.TransportSocket(sock)
+        except Exception:  # pragma: no cover - defensive
+            pass
+        self.call_exception_handler(context)
+
+    def _fl_log_warning(self, message):
+        logger.warning(message)
+
     # ------------------------------------------------------------------
     # Self-pipe and signal wake-up fd
 

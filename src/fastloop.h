@@ -36,6 +36,13 @@ typedef struct {
     PyObject *kw_loop_name_context;
     PyObject *kw_loop_context;
     PyObject *kw_loop_name;
+    PyTypeObject *StreamTransportType;
+    PyTypeObject *ListenerType;
+    PyObject *aio_Transport;
+    PyObject *aio_BufferedProtocol;
+    PyObject *TransportSocket;     /* asyncio.trsock.TransportSocket */
+    PyObject *socket_socket;       /* socket.socket */
+    PyObject *set_result_unless_cancelled;
 } fl_state;
 
 /* Offsets of asyncio.Handle / TimerHandle __slots__, read from their member
@@ -188,6 +195,7 @@ typedef struct fl_loop {
     PyObject *current_handle; /* debug mode only */
     PyObject *task_factory;
     PyObject *weakreflist;
+    char *rbuf; /* shared read buffer of the stream transports */
 
     /* Counters for _stats(). */
     uint64_t n_iterations, n_callbacks, n_timers_fired, n_timers_cancelled;

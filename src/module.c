@@ -1,5 +1,8 @@
 /* fastloop._core: module state, multi-phase init. */
 #include "fastloop.h"
+#include "stream.h"
+
+int fl_listener_init_type(PyObject *mod, fl_state *st);
 
 static fl_state *
 get_state(PyObject *mod)
@@ -43,7 +46,15 @@ module_exec(PyObject *mod)
              import_attr("asyncio.coroutines", "iscoroutinefunction")) ==
             NULL ||
         (st->extract_stack =
-             import_attr("asyncio.format_helpers", "extract_stack")) == NULL)
+             import_attr("asyncio.format_helpers", "extract_stack")) == NULL ||
+        (st->aio_Transport = import_attr("asyncio", "Transport")) == NULL ||
+        (st->aio_BufferedProtocol =
+             import_attr("asyncio", "BufferedProtocol")) == NULL ||
+        (st->TransportSocket =
+             import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
+        (st->socket_socket = import_attr("socket", "socket")) == NULL ||
+        (st->set_result_unless_cancelled = import_attr(
+             "asyncio.futures", "_set_result_unless_cancelled")) == NULL)
     {
         return -1;
     }
@@ -72,6 +83,11 @@ module_exec(PyObject *mod)
         0)
     {
         Py_DECREF(st->LoopType);
+        return -1;
+    }
+    if (fl_stream_init_type(mod, st) < 0 ||
+        fl_listener_init_type(mod, st) < 0)
+    {
         return -1;
     }
     if (PyModule_AddStringConstant(mod, "POLLER", fl_poller_name()) < 0) {
@@ -104,6 +120,13 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->iscoroutine);
     Py_VISIT(st->iscoroutinefunction);
     Py_VISIT(st->extract_stack);
+    Py_VISIT(st->StreamTransportType);
+    Py_VISIT(st->ListenerType);
+    Py_VISIT(st->aio_Transport);
+    Py_VISIT(st->aio_BufferedProtocol);
+    Py_VISIT(st->TransportSocket);
+    Py_VISIT(st->socket_socket);
+    Py_VISIT(st->set_result_unless_cancelled);
     return 0;
 }
 
@@ -129,6 +152,13 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->str_callback_error);
     Py_CLEAR(st->str_slow_callback);
     Py_CLEAR(st->kw_loop);
+    Py_CLEAR(st->StreamTransportType);
+    Py_CLEAR(st->ListenerType);
+    Py_CLEAR(st->aio_Transport);
+    Py_CLEAR(st->aio_BufferedProtocol);
+    Py_CLEAR(st->TransportSocket);
+    Py_CLEAR(st->socket_socket);
+    Py_CLEAR(st->set_result_unless_cancelled);
     return 0;
 }
 

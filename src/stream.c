@@ -1,0 +1,1715 @@
+/* StreamTransport: a C subclass of asyncio.Transport for connected stream
+ * sockets. Behaviour follows asyncio's _SelectorSocketTransport
+ * (selector_events.py); the read path reads once per readiness event into
+ * a per-loop buffer (or the BufferedProtocol's own buffer), the write path
+ * sends at once when nothing is pending and otherwise queues the data and
+ * drains it with writev when the socket is writable. */
+#include "stream.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <structmember.h>
+
+#define READ_SIZE (256 * 1024)
+#define HIGH_WATER (64 * 1024)
+#define MAX_IOV 1024
+#define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
+
+#define ST(self) ((self)->loop->state)
+
+static int stream_on_io(fl_io *io, unsigned events);
+static void force_close(fl_stream *self, PyObject *exc);
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+
+static int
+check_init(fl_stream *self)
+{
+    if (!self->initialised) {
+        PyErr_SetString(PyExc_RuntimeError, "transport is not initialised");
+        return -1;
+    }
+    return 0;
+}
+
+/* Calls fn(*args) inside the transport's context. New reference or NULL. */
+static PyObject *
+call_in_ctx(fl_stream *self, PyObject *fn, PyObject *const *args,
+            Py_ssize_t nargs)
+{
+    PyObject *res, *et, *ev, *etb;
+
+    /* Already inside it (a protocol callback calling write(), a handle
+     * scheduled in this context): a Context cannot be entered twice. */
+    if (PyThreadState_Get()->context == self->context) {
+        return PyObject_Vectorcall(fn, args, nargs, NULL);
+    }
+    if (PyContext_Enter(self->context) < 0) {
+        return NULL;
+    }
+    res = PyObject_Vectorcall(fn, args, nargs, NULL);
+    PyErr_Fetch(&et, &ev, &etb);
+    if (PyContext_Exit(self->context) < 0) {
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+        Py_XDECREF(res);
+        return NULL;
+    }
+    PyErr_Restore(et, ev, etb);
+    return res;
+}
+
+/* Calls protocol.<name>(*args) in the transport's context. */
+static PyObject *
+call_proto(fl_stream *self, const char *name, PyObject *const *args,
+           Py_ssize_t nargs)
+{
+    PyObject *fn, *res;
+
+    if (self->protocol == NULL) {
+        Py_RETURN_NONE;
+    }
+    fn = PyObject_GetAttrString(self->protocol, name);
+    if (fn == NULL) {
+        return NULL;
+    }
+    res = call_in_ctx(self, fn, args, nargs);
+    Py_DECREF(fn);
+    return res;
+}
+
+static int
+is_fatal_exc(void)
+{
+    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
+           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+static PyObject *
+fetch_exc(void)
+{
+    PyObject *t, *v, *tb;
+
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb != NULL && v != NULL) {
+        PyException_SetTraceback(v, tb);
+    }
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    return v;
+}
+
+/* Reports through the loop's Python helper (never raises). */
+static void
+report(fl_stream *self, const char *helper, PyObject *exc, const char *msg)
+{
+    PyObject *r = PyObject_CallMethod((PyObject *)self->loop, helper, "OOs",
+                                      (PyObject *)self, exc, msg);
+    if (r == NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_XDECREF(r);
+}
+
+/* asyncio's _fatal_error: consumes the current exception. Returns -1 when
+ * it is SystemExit/KeyboardInterrupt (left set), else 0. */
+static int
+fatal_error(fl_stream *self, const char *msg)
+{
+    PyObject *exc;
+
+    if (is_fatal_exc()) {
+        return -1;
+    }
+    exc = fetch_exc();
+    if (exc == NULL) {
+        return 0;
+    }
+    report(self, "_fl_transport_error", exc, msg);
+    force_close(self, exc);
+    Py_DECREF(exc);
+    return 0;
+}
+
+static int
+fatal_errno(fl_stream *self, int err, const char *msg)
+{
+    errno = err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return fatal_error(self, msg);
+}
+
+/* Schedules bound method self.<name>(arg) in the transport's context. */
+static int
+call_soon_method(fl_stream *self, const char *name, PyObject *arg)
+{
+    PyObject *fn = PyObject_GetAttrString((PyObject *)self, name), *h;
+    int rc;
+
+    if (fn == NULL) {
+        return -1;
+    }
+    h = fl_handle_new(ST(self), self->loop, fn, &arg, arg ? 1 : 0,
+                      self->context);
+    Py_DECREF(fn);
+    if (h == NULL) {
+        return -1;
+    }
+    rc = fl_ready_push(&self->loop->ready, h);
+    Py_DECREF(h);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Watcher                                                             */
+
+static unsigned
+wanted_mask(fl_stream *self)
+{
+    unsigned m = 0;
+
+    if (self->fd_closed || self->loop->closed) {
+        return 0;
+    }
+    if (self->reading && !self->paused && !self->closing) {
+        m |= FL_READ;
+    }
+    if (self->wlen && !self->conn_lost) {
+        m |= FL_WRITE;
+    }
+    return m;
+}
+
+/* Brings the loop's watcher in line with the transport's state. May drop
+ * the loop's reference to self: callers hold their own. */
+static int
+update_io(fl_stream *self)
+{
+    unsigned m = wanted_mask(self);
+
+    if (m == self->io.wanted) {
+        return 0;
+    }
+    if (m == 0) {
+        fl_io_stop(self->loop, &self->io);
+        return 0;
+    }
+    return fl_io_start(self->loop, &self->io, m);
+}
+
+static void
+update_io_noerr(fl_stream *self)
+{
+    if (update_io(self) < 0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Write buffer                                                        */
+
+static int
+wbuf_push(fl_stream *self, PyObject *bytes, Py_ssize_t off)
+{
+    if (self->wlen == self->wcap) {
+        Py_ssize_t ncap = self->wcap ? self->wcap * 2 : 16, i;
+        fl_wchunk *n = PyMem_Malloc(ncap * sizeof(fl_wchunk));
+        if (n == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (i = 0; i < self->wlen; i++) {
+            n[i] = self->wbuf[(self->whead + i) % self->wcap];
+        }
+        PyMem_Free(self->wbuf);
+        self->wbuf = n;
+        self->whead = 0;
+        self->wcap = ncap;
+    }
+    self->wbuf[(self->whead + self->wlen) % self->wcap].obj = Py_NewRef(bytes);
+    self->wbuf[(self->whead + self->wlen) % self->wcap].off = off;
+    self->wlen++;
+    self->wsize += PyBytes_GET_SIZE(bytes) - off;
+    return 0;
+}
+
+static void
+wbuf_clear(fl_stream *self)
+{
+    while (self->wlen) {
+        PyObject *o = self->wbuf[self->whead].obj;
+        self->wbuf[self->whead].obj = NULL;
+        self->whead = (self->whead + 1) % self->wcap;
+        self->wlen--;
+        Py_DECREF(o);
+    }
+    self->wsize = 0;
+}
+
+/* Drops n sent bytes from the front of the buffer. */
+static void
+wbuf_consume(fl_stream *self, Py_ssize_t n)
+{
+    self->wsize -= n;
+    while (n > 0 && self->wlen) {
+        fl_wchunk *c = &self->wbuf[self->whead];
+        Py_ssize_t left = PyBytes_GET_SIZE(c->obj) - c->off;
+        if (n < left) {
+            c->off += n;
+            return;
+        }
+        n -= left;
+        Py_CLEAR(c->obj);
+        self->whead = (self->whead + 1) % self->wcap;
+        self->wlen--;
+    }
+}
+
+/* One writev of the pending chunks. Returns bytes sent or -errno. */
+static ssize_t
+wbuf_send(fl_stream *self)
+{
+    struct iovec iov[MAX_IOV];
+    Py_ssize_t i, n = self->wlen < MAX_IOV ? self->wlen : MAX_IOV;
+    ssize_t r;
+
+    for (i = 0; i < n; i++) {
+        fl_wchunk *c = &self->wbuf[(self->whead + i) % self->wcap];
+        iov[i].iov_base = PyBytes_AS_STRING(c->obj) + c->off;
+        iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(c->obj) - c->off);
+    }
+    do {
+        if (n == 1) {
+            r = send(self->io.fd, iov[0].iov_base, iov[0].iov_len,
+                     MSG_NOSIGNAL);
+        }
+        else {
+            struct msghdr mh = {0};
+            mh.msg_iov = iov;
+            mh.msg_iovlen = (size_t)n;
+            r = sendmsg(self->io.fd, &mh, MSG_NOSIGNAL);
+        }
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : r;
+}
+
+static void
+maybe_pause_protocol(fl_stream *self)
+{
+    PyObject *r;
+
+    if (self->wsize <= self->high || self->protocol_paused) {
+        return;
+    }
+    self->protocol_paused = 1;
+    r = call_proto(self, "pause_writing", NULL, 0);
+    if (r == NULL) {
+        PyObject *exc;
+        if (is_fatal_exc()) {
+            PyErr_WriteUnraisable((PyObject *)self);
+            return;
+        }
+        exc = fetch_exc();
+        report(self, "_fl_protocol_error", exc,
+               "protocol.pause_writing() failed");
+        Py_XDECREF(exc);
+        return;
+    }
+    Py_DECREF(r);
+}
+
+static void
+maybe_resume_protocol(fl_stream *self)
+{
+    PyObject *r;
+
+    if (!self->protocol_paused || self->wsize > self->low) {
+        return;
+    }
+    self->protocol_paused = 0;
+    r = call_proto(self, "resume_writing", NULL, 0);
+    if (r == NULL) {
+        PyObject *exc;
+        if (is_fatal_exc()) {
+            PyErr_WriteUnraisable((PyObject *)self);
+            return;
+        }
+        exc = fetch_exc();
+        report(self, "_fl_protocol_error", exc,
+               "protocol.resume_writing() failed");
+        Py_XDECREF(exc);
+        return;
+    }
+    Py_DECREF(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Closing                                                             */
+
+/* Closes the fd exactly once: through the socket object if one exists
+ * (it owns the fd then), else directly. */
+static void
+close_fd(fl_stream *self)
+{
+    if (self->fd_closed) {
+        return;
+    }
+    self->fd_closed = 1;
+    if (self->io.wanted) {
+        fl_io_stop(self->loop, &self->io);
+    }
+    if (self->sock != NULL) {
+        PyObject *r = PyObject_CallMethod(self->sock, "close", NULL);
+        if (r == NULL) {
+            PyErr_WriteUnraisable((PyObject *)self);
+        }
+        Py_XDECREF(r);
+    }
+    else if (self->io.fd >= 0) {
+        close(self->io.fd);
+    }
+    self->io.fd = -1;
+}
+
+static void
+fail_empty_waiter(fl_stream *self, PyObject *exc)
+{
+    PyObject *w = self->empty_waiter, *r;
+
+    if (w == NULL) {
+        return;
+    }
+    r = PyObject_CallMethod(w, "done", NULL);
+    if (r == Py_False) {
+        PyObject *e = exc;
+        if (e == NULL || e == Py_None) {
+            e = PyObject_CallFunction(PyExc_ConnectionError, "s",
+                                      "Connection is closed by peer");
+        }
+        else {
+            Py_INCREF(e);
+        }
+        if (e != NULL) {
+            Py_XDECREF(PyObject_CallMethod(w, "set_exception", "O", e));
+            Py_DECREF(e);
+        }
+    }
+    Py_XDECREF(r);
+    if (PyErr_Occurred()) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+}
+
+/* asyncio's _force_close. */
+static void
+force_close(fl_stream *self, PyObject *exc)
+{
+    if (self->conn_lost) {
+        return;
+    }
+    if (self->wlen) {
+        wbuf_clear(self);
+    }
+    self->closing = 1;
+    self->conn_lost++;
+    Py_INCREF(self);
+    update_io_noerr(self);
+    if (call_soon_method(self, "_call_connection_lost",
+                         exc ? exc : Py_None) < 0)
+    {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_DECREF(self);
+}
+
+static PyObject *
+stream_call_connection_lost(fl_stream *self, PyObject *exc)
+{
+    PyObject *r = NULL, *server;
+
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    Py_INCREF(self);
+    if (self->protocol_connected && self->protocol != NULL) {
+        r = call_proto(self, "connection_lost", &exc, 1);
+    }
+    else {
+        r = Py_NewRef(Py_None);
+    }
+    fail_empty_waiter(self, exc);
+    wbuf_clear(self);
+    close_fd(self);
+    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->data_received);
+    Py_CLEAR(self->get_buffer);
+    Py_CLEAR(self->buffer_updated);
+    server = self->server;
+    self->server = NULL;
+    if (server != NULL) {
+        PyObject *et, *ev, *etb, *d;
+        PyErr_Fetch(&et, &ev, &etb);
+        d = PyObject_CallMethod(server, "_detach", "O", (PyObject *)self);
+        if (d == NULL) {
+            PyErr_WriteUnraisable(server);
+        }
+        Py_XDECREF(d);
+        PyErr_Restore(et, ev, etb);
+        Py_DECREF(server);
+    }
+    Py_DECREF(self);
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                             */
+
+static int
+on_eof(fl_stream *self)
+{
+    PyObject *r = call_proto(self, "eof_received", NULL, 0);
+    int keep;
+
+    if (r == NULL) {
+        return fatal_error(self,
+                           "Fatal error: protocol.eof_received() call failed.");
+    }
+    keep = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (keep < 0) {
+        return fatal_error(self,
+                           "Fatal error: protocol.eof_received() call failed.");
+    }
+    if (keep) {
+        /* Half-open: stop reading, keep the transport for writing. */
+        self->paused = 1;
+        update_io_noerr(self);
+        return 0;
+    }
+    r = PyObject_CallMethod((PyObject *)self, "close", NULL);
+    if (r == NULL) {
+        return fatal_error(self, "Fatal error on transport");
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static ssize_t
+do_recv(int fd, void *buf, size_t len)
+{
+    ssize_t n;
+
+    do {
+        n = recv(fd, buf, len, 0);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+static int
+read_buffered(fl_stream *self)
+{
+    PyObject *buf, *arg, *r;
+    Py_buffer view;
+    ssize_t n;
+
+    arg = PyLong_FromLong(-1);
+    if (arg == NULL) {
+        return -1;
+    }
+    buf = call_in_ctx(self, self->get_buffer, &arg, 1);
+    Py_DECREF(arg);
+    if (buf == NULL) {
+        return fatal_error(self,
+                           "Fatal error: protocol.get_buffer() call failed.");
+    }
+    if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(buf);
+        return fatal_error(self,
+                           "Fatal error: protocol.get_buffer() call failed.");
+    }
+    if (view.len == 0) {
+        PyBuffer_Release(&view);
+        Py_DECREF(buf);
+        PyErr_SetString(PyExc_RuntimeError,
+                        "get_buffer() returned an empty buffer");
+        return fatal_error(self,
+                           "Fatal error: protocol.get_buffer() call failed.");
+    }
+    n = do_recv(self->io.fd, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    Py_DECREF(buf);
+    if (n == -EAGAIN || n == -EWOULDBLOCK) {
+        return 0;
+    }
+    if (n < 0) {
+        return fatal_errno(self, (int)-n,
+                           "Fatal read error on socket transport");
+    }
+    if (n == 0) {
+        return on_eof(self);
+    }
+    arg = PyLong_FromSsize_t(n);
+    if (arg == NULL) {
+        return -1;
+    }
+    r = call_in_ctx(self, self->buffer_updated, &arg, 1);
+    Py_DECREF(arg);
+    if (r == NULL) {
+        return fatal_error(
+            self, "Fatal error: protocol.buffer_updated() call failed.");
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+read_data(fl_stream *self)
+{
+    fl_loop *loop = self->loop;
+    PyObject *data, *r;
+    ssize_t n;
+
+    /* One buffer per loop, allocated once: a fresh large buffer per read
+     * would page-fault on every read. */
+    if (loop->rbuf == NULL) {
+        loop->rbuf = PyMem_RawMalloc(READ_SIZE);
+        if (loop->rbuf == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    n = do_recv(self->io.fd, loop->rbuf, READ_SIZE);
+    if (n == -EAGAIN || n == -EWOULDBLOCK) {
+        return 0;
+    }
+    if (n < 0) {
+        return fatal_errno(self, (int)-n,
+                           "Fatal read error on socket transport");
+    }
+    if (n == 0) {
+        return on_eof(self);
+    }
+    data = PyBytes_FromStringAndSize(loop->rbuf, n);
+    if (data == NULL) {
+        return -1;
+    }
+    r = call_in_ctx(self, self->data_received, &data, 1);
+    Py_DECREF(data);
+    if (r == NULL) {
+        return fatal_error(self,
+                           "Fatal error: protocol.data_received() call failed.");
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing (the writable event)                                        */
+
+static int
+on_writable(fl_stream *self)
+{
+    ssize_t n;
+
+    if (self->conn_lost || self->wlen == 0) {
+        return update_io(self);
+    }
+    n = wbuf_send(self);
+    if (n == -EAGAIN || n == -EWOULDBLOCK) {
+        return 0;
+    }
+    if (n < 0) {
+        PyObject *exc;
+        wbuf_clear(self);
+        update_io_noerr(self);
+        errno = (int)-n;
+        PyErr_SetFromErrno(PyExc_OSError);
+        exc = fetch_exc();
+        if (exc == NULL) {
+            return -1;
+        }
+        if (self->empty_waiter != NULL) {
+            PyObject *r = PyObject_CallMethod(self->empty_waiter,
+                                              "set_exception", "O", exc);
+            if (r == NULL) {
+                PyErr_WriteUnraisable((PyObject *)self);
+            }
+            Py_XDECREF(r);
+        }
+        report(self, "_fl_transport_error", exc,
+               "Fatal write error on socket transport");
+        force_close(self, exc);
+        Py_DECREF(exc);
+        return 0;
+    }
+    wbuf_consume(self, n);
+    maybe_resume_protocol(self);
+    if (self->wlen == 0) {
+        update_io_noerr(self);
+        if (self->empty_waiter != NULL) {
+            PyObject *r = PyObject_CallMethod(self->empty_waiter,
+                                              "set_result", "O", Py_None);
+            if (r == NULL) {
+                PyErr_WriteUnraisable((PyObject *)self);
+            }
+            Py_XDECREF(r);
+        }
+        if (self->closing) {
+            PyObject *r;
+            self->conn_lost++;
+            r = stream_call_connection_lost(self, Py_None);
+            if (r == NULL) {
+                if (is_fatal_exc()) {
+                    return -1;
+                }
+                PyErr_WriteUnraisable((PyObject *)self);
+            }
+            Py_XDECREF(r);
+        }
+        else if (self->eof) {
+            shutdown(self->io.fd, SHUT_WR);
+        }
+    }
+    return 0;
+}
+
+static int
+stream_on_io(fl_io *io, unsigned events)
+{
+    fl_stream *self = (fl_stream *)io->owner;
+    int rc = 0;
+
+    if ((events & FL_WRITE) && (self->io.wanted & FL_WRITE)) {
+        rc = on_writable(self);
+    }
+    if (rc == 0 && (events & FL_READ) && (self->io.wanted & FL_READ) &&
+        !self->conn_lost)
+    {
+        rc = self->buffered ? read_buffered(self) : read_data(self);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Python API                                                          */
+
+static PyObject *
+stream_write(fl_stream *self, PyObject *data)
+{
+    Py_buffer view;
+    ssize_t n = 0;
+    PyObject *bytes;
+
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (!PyBytes_Check(data) && !PyByteArray_Check(data) &&
+        !PyMemoryView_Check(data))
+    {
+        PyErr_Format(PyExc_TypeError,
+                     "data argument must be a bytes-like object, not '%.200s'",
+                     Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    if (self->eof) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Cannot call write() after write_eof()");
+        return NULL;
+    }
+    if (self->empty_waiter != NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "unable to write; sendfile is in progress");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (view.len == 0) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    if (self->conn_lost || self->fd_closed) {
+        PyBuffer_Release(&view);
+        if (self->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
+            PyObject *r = PyObject_CallMethod(
+                (PyObject *)self->loop, "_fl_log_warning", "s",
+                "socket.send() raised exception.");
+            Py_XDECREF(r);
+            if (r == NULL) {
+                return NULL;
+            }
+        }
+        self->conn_lost++;
+        Py_RETURN_NONE;
+    }
+    if (self->wlen == 0) {
+        /* Nothing queued: try to send right away. */
+        do {
+            n = send(self->io.fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            int err = errno;
+            PyBuffer_Release(&view);
+            if (fatal_errno(self, err,
+                            "Fatal write error on socket transport") < 0)
+            {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
+        if (n < 0) {
+            n = 0;
+        }
+        if (n == view.len) {
+            PyBuffer_Release(&view);
+            Py_RETURN_NONE;
+        }
+    }
+    /* Queue the rest; bytes are immutable so a reference will do. */
+    if (PyBytes_CheckExact(data)) {
+        bytes = Py_NewRef(data);
+    }
+    else {
+        bytes = PyBytes_FromStringAndSize((char *)view.buf + n,
+                                          view.len - n);
+        n = 0;
+    }
+    PyBuffer_Release(&view);
+    if (bytes == NULL) {
+        return NULL;
+    }
+    if (wbuf_push(self, bytes, n) < 0) {
+        Py_DECREF(bytes);
+        return NULL;
+    }
+    Py_DECREF(bytes);
+    if (update_io(self) < 0) {
+        return NULL;
+    }
+    maybe_pause_protocol(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stream_writelines(fl_stream *self, PyObject *lines)
+{
+    PyObject *it, *item;
+    int was_empty;
+
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (self->eof) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Cannot call writelines() after write_eof()");
+        return NULL;
+    }
+    if (self->empty_waiter != NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "unable to writelines; sendfile is in progress");
+        return NULL;
+    }
+    if (self->conn_lost) {
+        /* Same bookkeeping as write(). */
+        it = PyObject_GetIter(lines);
+        if (it == NULL) {
+            return NULL;
+        }
+        while ((item = PyIter_Next(it)) != NULL) {
+            PyObject *r = stream_write(self, item);
+            Py_DECREF(item);
+            if (r == NULL) {
+                Py_DECREF(it);
+                return NULL;
+            }
+            Py_DECREF(r);
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    was_empty = self->wlen == 0;
+    it = PyObject_GetIter(lines);
+    if (it == NULL) {
+        return NULL;
+    }
+    /* Queue everything, then send it with one vectored call. */
+    while ((item = PyIter_Next(it)) != NULL) {
+        PyObject *b;
+        if (PyBytes_CheckExact(item)) {
+            b = Py_NewRef(item);
+        }
+        else if (PyByteArray_Check(item) || PyMemoryView_Check(item) ||
+                 PyBytes_Check(item))
+        {
+            b = PyBytes_FromObject(item);
+        }
+        else {
+            PyErr_Format(PyExc_TypeError,
+                         "data argument must be a bytes-like object, "
+                         "not '%.200s'",
+                         Py_TYPE(item)->tp_name);
+            b = NULL;
+        }
+        Py_DECREF(item);
+        if (b == NULL) {
+            Py_DECREF(it);
+            return NULL;
+        }
+        if (PyBytes_GET_SIZE(b) && wbuf_push(self, b, 0) < 0) {
+            Py_DECREF(b);
+            Py_DECREF(it);
+            return NULL;
+        }
+        Py_DECREF(b);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (was_empty && self->wlen) {
+        ssize_t n = wbuf_send(self);
+        if (n >= 0) {
+            wbuf_consume(self, n);
+        }
+        else if (n != -EAGAIN && n != -EWOULDBLOCK) {
+            wbuf_clear(self);
+            if (fatal_errno(self, (int)-n,
+                            "Fatal write error on socket transport") < 0)
+            {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
+    }
+    if (update_io(self) < 0) {
+        return NULL;
+    }
+    maybe_pause_protocol(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stream_write_eof(fl_stream *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (self->closing || self->eof) {
+        Py_RETURN_NONE;
+    }
+    self->eof = 1;
+    if (self->wlen == 0 && !self->fd_closed &&
+        shutdown(self->io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
+    {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stream_can_write_eof(fl_stream *self, PyObject *unused)
+{
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+stream_close(fl_stream *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (self->closing) {
+        Py_RETURN_NONE;
+    }
+    self->closing = 1;
+    Py_INCREF(self);
+    if (self->wlen == 0) {
+        self->conn_lost++;
+        update_io_noerr(self);
+        if (call_soon_method(self, "_call_connection_lost", Py_None) < 0) {
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    else {
+        update_io_noerr(self);
+    }
+    Py_DECREF(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stream_abort(fl_stream *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    force_close(self, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stream_is_closing(fl_stream *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->closing);
+}
+
+static PyObject *
+stream_is_reading(fl_stream *self, PyObject *unused)
+{
+    return PyBool_FromLong(!self->paused && !self->closing);
+}
+
+static PyObject *
+stream_pause_reading(fl_stream *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (self->closing || self->paused) {
+        Py_RETURN_NONE;
+    }
+    self->paused = 1;
+    Py_INCREF(self);
+    update_io_noerr(self);
+    Py_DECREF(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stream_resume_reading(fl_stream *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (self->closing || !self->paused) {
+        Py_RETURN_NONE;
+    }
+    self->paused = 0;
+    if (update_io(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Runs (scheduled after connection_made) to start the read watcher. */
+static PyObject *
+stream_start_reading(fl_stream *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    self->reading = 1;
+    if (update_io(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static int
+set_limits(fl_stream *self, PyObject *high_o, PyObject *low_o)
+{
+    Py_ssize_t high, low;
+
+    if (high_o == Py_None) {
+        if (low_o == Py_None) {
+            high = HIGH_WATER;
+        }
+        else {
+            low = PyLong_AsSsize_t(low_o);
+            if (low == -1 && PyErr_Occurred()) {
+                return -1;
+            }
+            high = 4 * low;
+        }
+    }
+    else {
+        high = PyLong_AsSsize_t(high_o);
+        if (high == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    if (low_o == Py_None) {
+        low = high / 4;
+    }
+    else {
+        low = PyLong_AsSsize_t(low_o);
+        if (low == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    if (!(high >= low && low >= 0)) {
+        PyErr_Format(PyExc_ValueError,
+                     "high (%zd) must be >= low (%zd) must be >= 0", high,
+                     low);
+        return -1;
+    }
+    self->high = high;
+    self->low = low;
+    return 0;
+}
+
+static PyObject *
+stream_set_write_buffer_limits(fl_stream *self, PyObject *args,
+                               PyObject *kwargs)
+{
+    static char *kwlist[] = {"high", "low", NULL};
+    PyObject *high = Py_None, *low = Py_None;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs,
+                                     "|OO:set_write_buffer_limits", kwlist,
+                                     &high, &low))
+    {
+        return NULL;
+    }
+    if (check_init(self) < 0 || set_limits(self, high, low) < 0) {
+        return NULL;
+    }
+    maybe_pause_protocol(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stream_get_write_buffer_limits(fl_stream *self, PyObject *unused)
+{
+    return Py_BuildValue("(nn)", self->low, self->high);
+}
+
+static PyObject *
+stream_get_write_buffer_size(fl_stream *self, PyObject *unused)
+{
+    return PyLong_FromSsize_t(self->wsize);
+}
+
+static int
+set_protocol(fl_stream *self, PyObject *protocol)
+{
+    fl_state *st = ST(self);
+    int buffered = PyObject_IsInstance(protocol, st->aio_BufferedProtocol);
+
+    if (buffered < 0) {
+        return -1;
+    }
+    Py_CLEAR(self->data_received);
+    Py_CLEAR(self->get_buffer);
+    Py_CLEAR(self->buffer_updated);
+    if (buffered) {
+        self->get_buffer = PyObject_GetAttrString(protocol, "get_buffer");
+        self->buffer_updated =
+            PyObject_GetAttrString(protocol, "buffer_updated");
+        if (self->get_buffer == NULL || self->buffer_updated == NULL) {
+            return -1;
+        }
+    }
+    else {
+        self->data_received =
+            PyObject_GetAttrString(protocol, "data_received");
+        if (self->data_received == NULL) {
+            /* asyncio fails later, when data arrives; so do we. */
+            PyErr_Clear();
+            self->data_received = Py_NewRef(Py_None);
+        }
+    }
+    self->buffered = (char)buffered;
+    Py_XSETREF(self->protocol, Py_NewRef(protocol));
+    self->protocol_connected = 1;
+    return 0;
+}
+
+static PyObject *
+stream_set_protocol(fl_stream *self, PyObject *protocol)
+{
+    if (check_init(self) < 0 || set_protocol(self, protocol) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stream_get_protocol(fl_stream *self, PyObject *unused)
+{
+    return Py_NewRef(self->protocol ? self->protocol : Py_None);
+}
+
+/* Returns the socket object, creating it for an accepted fd on demand
+ * (it then owns the fd). New reference or NULL. */
+static PyObject *
+get_sock(fl_stream *self)
+{
+    if (self->sock == NULL) {
+        if (self->fd_closed || self->io.fd < 0) {
+            Py_RETURN_NONE;
+        }
+        self->sock = PyObject_CallFunction(
+            ST(self)->socket_socket, "iiii", self->family, self->socktype,
+            self->proto, self->io.fd);
+        if (self->sock == NULL) {
+            return NULL;
+        }
+    }
+    return Py_NewRef(self->sock);
+}
+
+static PyObject *
+compute_extra(fl_stream *self, PyObject *name)
+{
+    PyObject *sock, *r = NULL;
+    const char *s = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+
+    if (s == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (strcmp(s, "socket") && strcmp(s, "sockname") && strcmp(s, "peername")) {
+        return NULL;
+    }
+    sock = get_sock(self);
+    if (sock == NULL || sock == Py_None) {
+        PyErr_Clear();
+        Py_XDECREF(sock);
+        return NULL;
+    }
+    if (s[0] == 's' && s[1] == 'o' && s[2] == 'c' && s[3] == 'k' && s[4] == 'e') {
+        r = PyObject_CallOneArg(ST(self)->TransportSocket, sock);
+    }
+    else {
+        r = PyObject_CallMethod(sock, s[0] == 'p' ? "getpeername"
+                                                  : "getsockname", NULL);
+    }
+    Py_DECREF(sock);
+    if (r == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (PyDict_SetItem(self->extra, name, r) < 0) {
+        PyErr_Clear();
+    }
+    return r;
+}
+
+static PyObject *
+stream_get_extra_info(fl_stream *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"name", "default", NULL};
+    PyObject *name, *dflt = Py_None, *v;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:get_extra_info",
+                                     kwlist, &name, &dflt))
+    {
+        return NULL;
+    }
+    if (self->extra != NULL && PyDict_Check(self->extra)) {
+        v = PyDict_GetItemWithError(self->extra, name);
+        if (v != NULL) {
+            return Py_NewRef(v);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        if (self->initialised && (v = compute_extra(self, name)) != NULL) {
+            return v;
+        }
+    }
+    return Py_NewRef(dflt);
+}
+
+static PyObject *
+stream_make_empty_waiter(fl_stream *self, PyObject *unused)
+{
+    PyObject *f;
+
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (self->empty_waiter != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
+        return NULL;
+    }
+    f = PyObject_CallMethod((PyObject *)self->loop, "create_future", NULL);
+    if (f == NULL) {
+        return NULL;
+    }
+    if (self->wlen == 0) {
+        PyObject *r = PyObject_CallMethod(f, "set_result", "O", Py_None);
+        if (r == NULL) {
+            Py_DECREF(f);
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    self->empty_waiter = Py_NewRef(f);
+    return f;
+}
+
+static PyObject *
+stream_reset_empty_waiter(fl_stream *self, PyObject *unused)
+{
+    Py_CLEAR(self->empty_waiter);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stream_repr(fl_stream *self)
+{
+    const char *state = self->fd_closed ? " closed"
+                        : self->closing ? " closing"
+                                        : "";
+    const char *rd = self->io.wanted & FL_READ ? "polling" : "idle";
+
+    return PyUnicode_FromFormat(
+        "<%s%s fd=%d read=%s write=<%s, bufsize=%zd>>",
+        Py_TYPE(self)->tp_name, state, self->fd_closed ? -1 : self->io.fd,
+        rd, self->wlen ? "polling" : "idle", self->wsize);
+}
+
+/* ------------------------------------------------------------------ */
+/* Construction                                                        */
+
+static int
+set_nodelay(fl_stream *self)
+{
+    int one = 1;
+
+    if ((self->family == AF_INET || self->family == AF_INET6) &&
+        self->socktype == SOCK_STREAM)
+    {
+        setsockopt(self->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    return 0;
+}
+
+/* Shared by the Python constructor and the accept loop: everything
+ * asyncio's _SelectorSocketTransport.__init__ does after the socket is
+ * known. */
+static int
+setup(fl_stream *self, fl_loop *loop, PyObject *protocol, PyObject *waiter,
+      PyObject *extra, PyObject *server)
+{
+    fl_state *st = loop->state;
+    PyObject *args[2], *h;
+
+    self->loop = (fl_loop *)Py_NewRef((PyObject *)loop);
+    self->io.owner = (PyObject *)self;
+    self->io.cb = stream_on_io;
+    self->io.wanted = 0;
+    self->high = HIGH_WATER;
+    self->low = HIGH_WATER / 4;
+    self->context = PyContext_CopyCurrent();
+    if (self->context == NULL) {
+        return -1;
+    }
+    self->extra = PyDict_New();
+    if (self->extra == NULL) {
+        return -1;
+    }
+    if (extra != NULL && extra != Py_None &&
+        PyDict_Update(self->extra, extra) < 0)
+    {
+        return -1;
+    }
+    if (set_protocol(self, protocol) < 0) {
+        return -1;
+    }
+    set_nodelay(self);
+    if (server != NULL && server != Py_None) {
+        PyObject *r = PyObject_CallMethod(server, "_attach", "O",
+                                          (PyObject *)self);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+        self->server = Py_NewRef(server);
+    }
+    self->initialised = 1;
+    /* connection_made, then reading, then the waiter: as asyncio. */
+    args[0] = (PyObject *)self;
+    h = PyObject_GetAttrString(protocol, "connection_made");
+    if (h == NULL) {
+        return -1;
+    }
+    {
+        PyObject *hh = fl_handle_new(st, loop, h, args, 1, self->context);
+        Py_DECREF(h);
+        if (hh == NULL || fl_ready_push(&loop->ready, hh) < 0) {
+            Py_XDECREF(hh);
+            return -1;
+        }
+        Py_DECREF(hh);
+    }
+    if (call_soon_method(self, "_fl_start_reading", NULL) < 0) {
+        return -1;
+    }
+    if (waiter != NULL && waiter != Py_None) {
+        PyObject *hh;
+        args[0] = waiter;
+        args[1] = Py_None;
+        hh = fl_handle_new(st, loop, st->set_result_unless_cancelled, args,
+                           2, self->context);
+        if (hh == NULL || fl_ready_push(&loop->ready, hh) < 0) {
+            Py_XDECREF(hh);
+            return -1;
+        }
+        Py_DECREF(hh);
+    }
+    return 0;
+}
+
+static int
+sock_int(PyObject *sock, const char *attr, int *out)
+{
+    PyObject *v = PyObject_GetAttrString(sock, attr);
+    long l;
+
+    if (v == NULL) {
+        return -1;
+    }
+    l = PyLong_AsLong(v);
+    Py_DECREF(v);
+    if (l == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = (int)l;
+    return 0;
+}
+
+static int
+stream_init(fl_stream *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"loop", "sock", "protocol", "waiter",
+                             "extra", "server", NULL};
+    PyObject *loop, *sock, *protocol, *waiter = Py_None, *extra = Py_None;
+    PyObject *server = Py_None, *r;
+    int fd;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOO:StreamTransport",
+                                     kwlist, &loop, &sock, &protocol, &waiter,
+                                     &extra, &server))
+    {
+        return -1;
+    }
+    if (self->initialised) {
+        PyErr_SetString(PyExc_RuntimeError, "transport already initialised");
+        return -1;
+    }
+    if (!fl_is_loop(loop)) {
+        PyErr_SetString(PyExc_TypeError, "loop must be a fastloop Loop");
+        return -1;
+    }
+    if (fl_loop_check_closed((fl_loop *)loop) < 0) {
+        return -1;
+    }
+    if (extra != Py_None && !PyDict_Check(extra)) {
+        PyErr_SetString(PyExc_TypeError, "extra must be a dict or None");
+        return -1;
+    }
+    if (!PyObject_TypeCheck(sock, (PyTypeObject *)((fl_loop *)loop)
+                                      ->state->socket_socket))
+    {
+        PyErr_SetString(PyExc_TypeError, "sock must be a socket.socket");
+        return -1;
+    }
+    if ((fd = fl_fd_from_object(sock)) < 0) {
+        return -1;
+    }
+    if (sock_int(sock, "family", &self->family) < 0 ||
+        sock_int(sock, "type", &self->socktype) < 0 ||
+        sock_int(sock, "proto", &self->proto) < 0)
+    {
+        return -1;
+    }
+    r = PyObject_CallMethod(sock, "setblocking", "O", Py_False);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    self->sock = Py_NewRef(sock);
+    self->io.fd = fd;
+    return setup(self, (fl_loop *)loop, protocol, waiter, extra, server);
+}
+
+PyObject *
+fl_stream_accepted(fl_loop *loop, int fd, int family, int socktype,
+                   int proto, PyObject *protocol, PyObject *server,
+                   PyObject *peername)
+{
+    PyTypeObject *tp = loop->state->StreamTransportType;
+    fl_stream *self = (fl_stream *)tp->tp_alloc(tp, 0);
+    PyObject *extra = NULL;
+    int rc;
+
+    if (self == NULL) {
+        return NULL;
+    }
+    self->io.fd = fd;
+    self->family = family;
+    self->socktype = socktype;
+    self->proto = proto;
+    if (peername != NULL) {
+        extra = Py_BuildValue("{s:O}", "peername", peername);
+        if (extra == NULL) {
+            self->fd_closed = 1; /* the caller still owns fd */
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    rc = setup(self, loop, protocol, NULL, extra, server);
+    Py_XDECREF(extra);
+    if (rc < 0) {
+        /* Give the fd back: the caller closes it. */
+        self->fd_closed = 1;
+        self->io.fd = -1;
+        if (self->io.wanted) {
+            fl_io_stop(loop, &self->io);
+        }
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+/* ------------------------------------------------------------------ */
+/* Type                                                                */
+
+static int
+stream_traverse(fl_stream *self, visitproc visit, void *arg)
+{
+    Py_ssize_t i;
+
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->extra);
+    Py_VISIT(self->loop);
+    Py_VISIT(self->sock);
+    Py_VISIT(self->protocol);
+    Py_VISIT(self->server);
+    Py_VISIT(self->context);
+    Py_VISIT(self->data_received);
+    Py_VISIT(self->get_buffer);
+    Py_VISIT(self->buffer_updated);
+    Py_VISIT(self->empty_waiter);
+    Py_VISIT(self->dict);
+    for (i = 0; i < self->wlen; i++) {
+        Py_VISIT(self->wbuf[(self->whead + i) % self->wcap].obj);
+    }
+    return 0;
+}
+
+static int
+stream_clear(fl_stream *self)
+{
+    wbuf_clear(self);
+    Py_CLEAR(self->extra);
+    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->server);
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->data_received);
+    Py_CLEAR(self->get_buffer);
+    Py_CLEAR(self->buffer_updated);
+    Py_CLEAR(self->empty_waiter);
+    Py_CLEAR(self->dict);
+    /* sock and loop stay until dealloc: the fd must be closed exactly once,
+     * and close_fd needs both. */
+    return 0;
+}
+
+static void
+stream_finalize(fl_stream *self)
+{
+    PyObject *et, *ev, *etb;
+
+    if (!self->initialised || self->fd_closed) {
+        return;
+    }
+    PyErr_Fetch(&et, &ev, &etb);
+    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed transport %R",
+                              (PyObject *)self) < 0)
+    {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    close_fd(self);
+    PyErr_Restore(et, ev, etb);
+}
+
+static void
+stream_dealloc(fl_stream *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        return; /* resurrected */
+    }
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    if (self->initialised && !self->fd_closed) {
+        close_fd(self);
+    }
+    stream_clear(self);
+    Py_CLEAR(self->sock);
+    Py_CLEAR(self->loop);
+    PyMem_Free(self->wbuf);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+get_sock_attr(fl_stream *self, void *c)
+{
+    return get_sock(self);
+}
+
+static PyObject *
+get_sock_fd(fl_stream *self, void *c)
+{
+    return PyLong_FromLong(self->fd_closed ? -1 : self->io.fd);
+}
+
+static PyObject *
+get_conn_lost(fl_stream *self, void *c)
+{
+    return PyLong_FromLong(self->conn_lost);
+}
+
+static PyObject *
+get_closing(fl_stream *self, void *c)
+{
+    return PyBool_FromLong(self->closing);
+}
+
+static PyObject *
+get_loop(fl_stream *self, void *c)
+{
+    if (self->fd_closed || self->loop == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef((PyObject *)self->loop);
+}
+
+static PyObject *
+get_protocol_attr(fl_stream *self, void *c)
+{
+    return Py_NewRef(self->protocol ? self->protocol : Py_None);
+}
+
+static PyObject *
+get_paused(fl_stream *self, void *c)
+{
+    return PyBool_FromLong(self->paused);
+}
+
+static PyGetSetDef stream_getset[] = {
+    {"_sock", (getter)get_sock_attr, NULL, NULL, NULL},
+    {"_sock_fd", (getter)get_sock_fd, NULL, NULL, NULL},
+    {"_conn_lost", (getter)get_conn_lost, NULL, NULL, NULL},
+    {"_closing", (getter)get_closing, NULL, NULL, NULL},
+    {"_loop", (getter)get_loop, NULL, NULL, NULL},
+    {"_protocol", (getter)get_protocol_attr, NULL, NULL, NULL},
+    {"_paused", (getter)get_paused, NULL, NULL, NULL},
+    {NULL},
+};
+
+#define NOARGS(name, fn) {name, (PyCFunction)fn, METH_NOARGS, NULL}
+
+static PyMethodDef stream_methods[] = {
+    {"write", (PyCFunction)stream_write, METH_O, NULL},
+    {"writelines", (PyCFunction)stream_writelines, METH_O, NULL},
+    NOARGS("write_eof", stream_write_eof),
+    NOARGS("can_write_eof", stream_can_write_eof),
+    NOARGS("close", stream_close),
+    NOARGS("abort", stream_abort),
+    NOARGS("is_closing", stream_is_closing),
+    NOARGS("is_reading", stream_is_reading),
+    NOARGS("pause_reading", stream_pause_reading),
+    NOARGS("resume_reading", stream_resume_reading),
+    {"set_write_buffer_limits",
+     (PyCFunction)(void (*)(void))stream_set_write_buffer_limits,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    NOARGS("get_write_buffer_limits", stream_get_write_buffer_limits),
+    NOARGS("get_write_buffer_size", stream_get_write_buffer_size),
+    {"set_protocol", (PyCFunction)stream_set_protocol, METH_O, NULL},
+    NOARGS("get_protocol", stream_get_protocol),
+    {"get_extra_info", (PyCFunction)(void (*)(void))stream_get_extra_info,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    {"_call_connection_lost", (PyCFunction)stream_call_connection_lost,
+     METH_O, NULL},
+    NOARGS("_fl_start_reading", stream_start_reading),
+    NOARGS("_make_empty_waiter", stream_make_empty_waiter),
+    NOARGS("_reset_empty_waiter", stream_reset_empty_waiter),
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef stream_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(fl_stream, weakreflist),
+     READONLY},
+    {"__dictoffset__", T_PYSSIZET, offsetof(fl_stream, dict), READONLY},
+    {NULL},
+};
+
+static PyType_Slot stream_slots[] = {
+    {Py_tp_init, stream_init},
+    {Py_tp_dealloc, stream_dealloc},
+    {Py_tp_finalize, stream_finalize},
+    {Py_tp_traverse, stream_traverse},
+    {Py_tp_clear, stream_clear},
+    {Py_tp_methods, stream_methods},
+    {Py_tp_getset, stream_getset},
+    {Py_tp_members, stream_members},
+    {Py_tp_repr, stream_repr},
+    {Py_tp_doc, "A stream (TCP or Unix) transport of a fastloop Loop."},
+    {0, NULL},
+};
+
+static PyType_Spec stream_spec = {
+    .name = "fastloop._core.StreamTransport",
+    .basicsize = sizeof(fl_stream),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = stream_slots,
+};
+
+int
+fl_stream_init_type(PyObject *mod, fl_state *st)
+{
+    PyTypeObject *base = (PyTypeObject *)st->aio_Transport;
+    Py_ssize_t extra_off;
+    PyObject *d;
+
+    /* Our struct starts with asyncio.BaseTransport's only slot, _extra. */
+    d = PyObject_GetAttrString(st->aio_Transport, "_extra");
+    if (d == NULL) {
+        return -1;
+    }
+    extra_off = Py_IS_TYPE(d, &PyMemberDescr_Type)
+                    ? ((PyMemberDescrObject *)d)->d_member->offset
+                    : -1;
+    Py_DECREF(d);
+    if (!PyType_Check(st->aio_Transport) ||
+        extra_off != offsetof(fl_stream, extra) ||
+        base->tp_basicsize != offsetof(fl_stream, io))
+    {
+        PyErr_SetString(PyExc_ImportError,
+                        "fastloop: unexpected layout of asyncio.Transport");
+        return -1;
+    }
+    st->StreamTransportType = (PyTypeObject *)PyType_FromModuleAndSpec(
+        mod, &stream_spec, st->aio_Transport);
+    if (st->StreamTransportType == NULL) {
+        return -1;
+    }
+    return PyModule_AddObject(mod, "StreamTransport",
+                              Py_NewRef((PyObject *)st->StreamTransportType));
+}

@@ -1,0 +1,54 @@
+/* Stream transport (TCP and Unix sockets): shared between stream.c and
+ * server.c. */
+#ifndef FASTLOOP_STREAM_H
+#define FASTLOOP_STREAM_H
+
+#include "fastloop.h"
+
+typedef struct {
+    PyObject *obj;  /* bytes: immutable, so a reference is enough */
+    Py_ssize_t off; /* bytes of obj already sent */
+} fl_wchunk;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *extra; /* asyncio.BaseTransport's `_extra` slot (a dict) */
+    fl_io io;        /* io.owner == self */
+    fl_loop *loop;
+    PyObject *sock;     /* socket.socket, or NULL until needed */
+    PyObject *protocol;
+    PyObject *server;
+    PyObject *context; /* protocol callbacks run in it */
+    PyObject *data_received; /* cached bound methods of the protocol */
+    PyObject *get_buffer;
+    PyObject *buffer_updated;
+    PyObject *empty_waiter;
+    PyObject *weakreflist;
+    PyObject *dict;
+
+    fl_wchunk *wbuf; /* ring buffer of pending chunks */
+    Py_ssize_t whead, wlen, wcap;
+    Py_ssize_t wsize; /* pending bytes */
+    Py_ssize_t high, low;
+
+    int family, socktype, proto;
+    int conn_lost;
+    char initialised;
+    char closing;
+    char eof;        /* write_eof() called */
+    char paused;     /* pause_reading() */
+    char reading;    /* reading has been started */
+    char protocol_paused;
+    char protocol_connected;
+    char buffered;   /* protocol is a BufferedProtocol */
+    char fd_closed;
+} fl_stream;
+
+int fl_stream_init_type(PyObject *mod, fl_state *st);
+/* Creates a transport for an accepted connection. Steals nothing; on
+ * failure returns NULL and the caller still owns fd. */
+PyObject *fl_stream_accepted(fl_loop *loop, int fd, int family, int socktype,
+                             int proto, PyObject *protocol, PyObject *server,
+                             PyObject *peername);
+
+#endif

@@ -1,8 +1,9 @@
 """fastloop.Loop: the C core plus the Python layer.
 
-The MRO is ``Loop -> _core.Loop -> BaseLoopMixin -> AbstractEventLoop``: C
-methods win, the Python layer (fastloop/_base.py) fills in the cold paths, and
-anything neither implements raises NotImplementedError from
+The MRO is ``Loop -> _core.Loop -> NetworkMixin -> BaseLoopMixin ->
+AbstractEventLoop``: C methods win, the Python layer (fastloop/_net.py for
+networking, fastloop/_base.py for the rest) fills in the cold paths, and
+anything none implements raises NotImplementedError from
 ``asyncio.AbstractEventLoop``.
 """
 
@@ -11,11 +12,12 @@ from asyncio import coroutines
 
 from . import _core
 from ._base import BaseLoopMixin
+from ._net import NetworkMixin
 
 __all__ = ("Loop",)
 
 
-class Loop(_core.Loop, BaseLoopMixin, asyncio.AbstractEventLoop):
+class Loop(_core.Loop, NetworkMixin, BaseLoopMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop implemented in C (epoll, Linux).
 
     Subclassable; instances have a ``__dict__``.
@@ -26,6 +28,7 @@ class Loop(_core.Loop, BaseLoopMixin, asyncio.AbstractEventLoop):
         # mixin, so the Python-level state is set up explicitly afterwards.
         super().__init__()
         self._fl_init_base()
+        self._fl_init_net()
         # Like BaseEventLoop.__init__: PYTHONASYNCIODEBUG / -X dev.
         self.set_debug(coroutines._is_debug_mode())
 

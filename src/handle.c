@@ -249,7 +249,7 @@ fl_handle_run(fl_loop *loop, PyObject *h)
     PyObject *cb = FL_SLOT(h, callback), *args = FL_SLOT(h, args);
     PyObject *ctx = FL_SLOT(h, context), *res;
     double t0 = 0;
-    int rc = 0;
+    int rc = 0, debug = loop->debug; /* set_debug() may run inside */
 
     if (cb == NULL || cb == Py_None || args == NULL || !PyTuple_Check(args) ||
         ctx == NULL || !PyContext_CheckExact(ctx))
@@ -262,7 +262,7 @@ fl_handle_run(fl_loop *loop, PyObject *h)
     Py_INCREF(cb);
     Py_INCREF(args);
     Py_INCREF(ctx);
-    if (loop->debug) {
+    if (debug) {
         Py_XSETREF(loop->current_handle, Py_NewRef(h));
         t0 = fl_time();
     }
@@ -278,7 +278,7 @@ fl_handle_run(fl_loop *loop, PyObject *h)
     else {
         rc = report_error(loop, h);
     }
-    if (loop->debug) {
+    if (debug) {
         double dt = fl_time() - t0;
         Py_CLEAR(loop->current_handle);
         if (rc == 0 && dt >= loop->slow_callback_duration) {

@@ -705,7 +705,10 @@ def test_loop_class_shape():
     from fastloop import _core
     from fastloop._base import BaseLoopMixin
 
-    assert fastloop.Loop.__mro__[1:4] == (_core.Loop, BaseLoopMixin, asyncio.AbstractEventLoop)
+    mro = fastloop.Loop.__mro__
+    assert mro[1] is _core.Loop
+    assert mro[-2] is asyncio.AbstractEventLoop
+    assert BaseLoopMixin in mro
     with pytest.raises(TypeError):
         fastloop.Loop(1)
 

@@ -1549,13 +1549,17 @@ stream_dealloc(fl_stream *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
 
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
-        return; /* resurrected */
-    }
+    /* Weak references die first, as when the collector frees a cycle: the
+     * ResourceWarning below holds the transport as its source. */
     PyObject_GC_UnTrack(self);
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
+    PyObject_GC_Track(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        return; /* resurrected */
+    }
+    PyObject_GC_UnTrack(self);
     if (self->initialised && !self->fd_closed) {
         close_fd(self);
     }

@@ -145,6 +145,39 @@ def test_gc_finalized_generator_in_task(loop):
     assert log == ["agen start", "agen finally", "agen closed"]
 
 
+def test_generator_finalized_in_other_thread_wakes_loop(loop):
+    """The last reference dies in another thread: the finalizer hook runs
+    there and schedules aclose() thread-safely; the idle loop wakes up."""
+    import threading
+
+    log = []
+
+    async def main():
+        closed = loop.create_future()
+
+        async def agen():
+            try:
+                yield 1
+            finally:
+                log.append(threading.get_ident())
+                closed.set_result(None)
+
+        holder = [agen()]
+        assert await holder[0].__anext__() == 1
+
+        def drop():
+            holder.clear()  # last reference: finalized in this thread
+
+        t = threading.Thread(target=drop)
+        t.start()
+        t.join()
+        assert not holder
+        await asyncio.wait_for(closed, 5)
+
+    run(loop, main())
+    assert log == [threading.get_ident()]  # aclose() ran in the loop thread
+
+
 def test_firstiter_after_shutdown_warns(loop):
     log = []
     run(loop, loop.shutdown_asyncgens())

@@ -135,6 +135,31 @@ def test_slow_timer_and_threadsafe_callbacks_logged(loop, caplog):
     assert len(recs) == 2, [r.getMessage() for r in recs]
 
 
+def test_slow_reader_callback_logged(loop, caplog):
+    import socket
+
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+    a, b = socket.socketpair()
+    try:
+        def on_read():
+            a.recv(10)
+            loop.remove_reader(a.fileno())
+            time.sleep(0.03)
+
+        loop.add_reader(a.fileno(), on_read)
+        b.send(b"x")
+        loop.run_until_complete(asyncio.sleep(0.1))
+    finally:
+        a.close()
+        b.close()
+    recs = [r for r in asyncio_records(caplog)
+            if r.getMessage().startswith("Executing")]
+    assert len(recs) == 1
+    assert "on_read" in recs[0].getMessage()
+
+
 def test_fast_callback_not_logged(loop, caplog):
     caplog.set_level(logging.DEBUG, logger="asyncio")
     loop.set_debug(True)
@@ -298,6 +323,26 @@ def test_call_soon_from_other_thread_while_not_running(loop):
     res = _in_thread(lambda: loop.call_soon(got.append, 1))
     assert "exc" not in res, res
     loop.run_until_complete(asyncio.sleep(0))
+    assert got == [1]
+
+
+def test_call_soon_from_other_thread_without_debug(loop):
+    """Without debug asyncio does not check the thread: the call is accepted
+    (here while the loop thread is blocked, so there is no race) and the
+    callback runs on a later iteration."""
+    loop.set_debug(False)
+    got = []
+
+    async def main():
+        await asyncio.sleep(0)
+        res = _in_thread(lambda: loop.call_soon(got.append, 1))
+        assert "exc" not in res, res
+        for _ in range(10):
+            if got:
+                break
+            await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
     assert got == [1]
 
 

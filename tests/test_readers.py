@@ -462,6 +462,49 @@ def test_remove_other_reader_in_same_batch(loop):
             s.close()
 
 
+def test_reader_removes_writer_of_same_fd_in_same_batch(loop, sp):
+    """Readable and writable in the same poll: whichever of the reader and
+    the writer runs first removes the other, which then must not run."""
+    a, b = sp
+    calls = []
+
+    def on_read():
+        calls.append("r")
+        loop.remove_reader(a.fileno())
+        loop.remove_writer(a.fileno())
+
+    def on_write():
+        calls.append("w")
+        loop.remove_reader(a.fileno())
+        loop.remove_writer(a.fileno())
+
+    b.send(b"x")
+    loop.add_reader(a.fileno(), on_read)
+    loop.add_writer(a.fileno(), on_write)
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert calls in (["r"], ["w"])
+
+
+def test_close_fd_inside_callback_before_its_other_event(loop, sp):
+    """The reader removes both watchers and closes the fd while the writer
+    event of the same poll is pending: the writer must not run."""
+    a, b = sp
+    calls = []
+
+    def on_event(kind):
+        calls.append(kind)
+        loop.remove_reader(a.fileno())
+        loop.remove_writer(a.fileno())
+        a.close()
+
+    b.send(b"x")
+    fd = a.fileno()
+    loop.add_reader(fd, on_event, "r")
+    loop.add_writer(fd, on_event, "w")
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert len(calls) == 1
+
+
 def test_stale_event_not_delivered_to_reused_fd(loop):
     """Both fds are ready in one poll batch. The first callback removes the
     other reader, closes the other fd, puts a fresh empty pipe on the same fd

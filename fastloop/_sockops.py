@@ -75,13 +75,15 @@ class SockOpsMixin:
         fd = sock.fileno()
         self.add_reader(fd, callback, fut, sock, *args)
         readers = self._fl_sock_readers
+        if readers is None:
+            readers = self._fl_sock_readers = {}
         readers[fd] = fut
         fut.add_done_callback(lambda f: self._fl_read_done(fd, f))
 
     def _fl_read_done(self, fd, fut):
         # selector_events._sock_read_done
         readers = self._fl_sock_readers
-        if readers.get(fd) is fut:
+        if readers is not None and readers.get(fd) is fut:
             del readers[fd]
             self.remove_reader(fd)
 
@@ -89,13 +91,15 @@ class SockOpsMixin:
         fd = sock.fileno()
         self.add_writer(fd, callback, fut, sock, *args)
         writers = self._fl_sock_writers
+        if writers is None:
+            writers = self._fl_sock_writers = {}
         writers[fd] = fut
         fut.add_done_callback(lambda f: self._fl_write_done(fd, f))
 
     def _fl_write_done(self, fd, fut):
         # selector_events._sock_write_done
         writers = self._fl_sock_writers
-        if writers.get(fd) is fut:
+        if writers is not None and writers.get(fd) is fut:
             del writers[fd]
             self.remove_writer(fd)
 

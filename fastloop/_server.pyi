@@ -1,0 +1,49 @@
+"""Typing stub for fastloop._server (the Server of create_server())."""
+
+import asyncio
+import socket
+import ssl
+from asyncio import trsock
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+__all__ = ("Server",)
+
+class Server(asyncio.AbstractServer):
+    _loop: asyncio.AbstractEventLoop
+    _sockets: Optional[List[socket.socket]]
+    _listeners: Dict[socket.socket, Any]
+    _waiters: Optional[List[asyncio.Future[None]]]
+    _protocol_factory: Callable[[], asyncio.BaseProtocol]
+    _backlog: int
+    _ssl_context: Optional[ssl.SSLContext]
+    _ssl_handshake_timeout: Optional[float]
+    _ssl_shutdown_timeout: Optional[float]
+    _serving: bool
+    _serving_forever_fut: Optional[asyncio.Future[None]]
+    _unix_inodes: Dict[socket.socket, int]
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sockets: List[socket.socket],
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        ssl_context: Optional[ssl.SSLContext],
+        backlog: int,
+        ssl_handshake_timeout: Optional[float],
+        ssl_shutdown_timeout: Optional[float] = None,
+        unix_inodes: Optional[Dict[socket.socket, int]] = None,
+    ) -> None: ...
+    def _attach(self, transport: asyncio.BaseTransport) -> None: ...
+    def _detach(self, transport: asyncio.BaseTransport) -> None: ...
+    def _wakeup(self) -> None: ...
+    def _start_serving(self) -> None: ...
+    def _close_socket(self, sock: socket.socket, listener: Any) -> None: ...
+    def get_loop(self) -> asyncio.AbstractEventLoop: ...
+    def is_serving(self) -> bool: ...
+    @property
+    def sockets(self) -> Tuple[trsock.TransportSocket, ...]: ...
+    def close(self) -> None: ...
+    def close_clients(self) -> None: ...
+    def abort_clients(self) -> None: ...
+    async def start_serving(self) -> None: ...
+    async def serve_forever(self) -> None: ...
+    async def wait_closed(self) -> None: ...

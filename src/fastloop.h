@@ -196,6 +196,8 @@ typedef struct fl_loop {
     PyObject *task_factory;
     PyObject *weakreflist;
     char *rbuf; /* shared read buffer of the stream transports */
+    int polls_skipped;   /* consecutive non-blocking polls skipped */
+    double last_poll;    /* loop time of the last poll */
 
     /* Counters for _stats(). */
     uint64_t n_iterations, n_callbacks, n_timers_fired, n_timers_cancelled;

@@ -10,6 +10,9 @@
 
 /* asyncio's MAXIMUM_SELECT_TIMEOUT: never block longer than a day. */
 #define MAX_TIMEOUT_NS (24LL * 3600 * 1000000000LL)
+/* Busy-loop I/O polling bounds, see poll_io(). */
+#define POLL_EVERY 16
+#define POLL_INTERVAL 0.0005
 
 double
 fl_time(void)
@@ -356,6 +359,20 @@ poll_io(fl_loop *self, int64_t timeout)
          * blocking wait: skip the syscall. */
         return 0;
     }
+    if (timeout == 0 && self->ready.len) {
+        /* Callbacks are waiting: a non-blocking poll costs a syscall per
+         * iteration, which dominates short callback chains (sleep(0),
+         * future ping-pong). Poll at least every POLL_EVERY iterations or
+         * POLL_INTERVAL seconds, so I/O is never held back for long. */
+        double now = fl_time();
+        if (self->polls_skipped < POLL_EVERY &&
+            now - self->last_poll < POLL_INTERVAL)
+        {
+            self->polls_skipped++;
+            return 0;
+        }
+    }
+    self->polls_skipped = 0;
     if (fl_io_flush(self) < 0) {
         return -1;
     }
@@ -367,6 +384,7 @@ poll_io(fl_loop *self, int64_t timeout)
         n = fl_poller_wait(self->pfd, self->events, self->events_cap, timeout);
         Py_END_ALLOW_THREADS
     }
+    self->last_poll = fl_time();
     if (n == -EINTR) {
         /* A signal: run Python-level handlers now (^C raises here). */
         return PyErr_CheckSignals() < 0 ? -1 : 0;
@@ -633,17 +651,12 @@ create_task_factory(fl_loop *self, PyObject *coro, PyObject *name,
     return task;
 }
 
+/* create_task with keywords or a task factory. */
 static PyObject *
-loop_create_task(fl_loop *self, PyObject *args, PyObject *kwargs)
+create_task_slow(fl_loop *self, PyObject *coro, PyObject *kwargs)
 {
-    PyObject *coro, *name = NULL, *ctx = NULL, *rest = NULL, *task;
+    PyObject *name = NULL, *ctx = NULL, *rest = NULL, *task, *args;
 
-    if (!PyArg_ParseTuple(args, "O:create_task", &coro)) {
-        return NULL;
-    }
-    if (fl_loop_check_closed(self) < 0) {
-        return NULL;
-    }
     if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
         rest = PyDict_Copy(kwargs);
         if (rest == NULL) {
@@ -711,6 +724,47 @@ done:
     Py_XDECREF(name);
     Py_XDECREF(ctx);
     return NULL;
+}
+
+static PyObject *
+loop_create_task(fl_loop *self, PyObject *const *args, size_t nargsf,
+                 PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), i, nkw;
+    PyObject *kwargs, *task;
+
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "create_task() takes exactly one positional argument "
+                     "(%zd given)", nargs);
+        return NULL;
+    }
+    if (fl_loop_check_closed(self) < 0) {
+        return NULL;
+    }
+    nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (self->task_factory == NULL && nkw == 0) {
+        /* The common case: Task(coro, loop=self), one vectorcall. */
+        PyObject *stack[3] = {NULL, args[0], (PyObject *)self};
+        return PyObject_Vectorcall(self->state->aio_Task, stack + 1,
+                                   1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                   self->state->kw_loop);
+    }
+    kwargs = PyDict_New();
+    if (kwargs == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < nkw; i++) {
+        if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i),
+                           args[nargs + i]) < 0)
+        {
+            Py_DECREF(kwargs);
+            return NULL;
+        }
+    }
+    task = create_task_slow(self, args[0], kwargs);
+    Py_DECREF(kwargs);
+    return task;
 }
 
 static PyObject *
@@ -856,8 +910,7 @@ static PyMethodDef loop_methods[] = {
      "set_debug($self, enabled, /)\n--\n\n"},
     {"create_future", (PyCFunction)loop_create_future, METH_NOARGS,
      "create_future($self, /)\n--\n\n"},
-    {"create_task", (PyCFunction)(void (*)(void))loop_create_task,
-     METH_VARARGS | METH_KEYWORDS,
+    {"create_task", (PyCFunction)(void (*)(void))loop_create_task, FC,
      "create_task($self, coro, /, *, name=None, context=None, **kwargs)\n"
      "--\n\n"},
     {"set_task_factory", (PyCFunction)loop_set_task_factory, METH_O,

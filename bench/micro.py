@@ -738,6 +738,8 @@ def main(argv=None, title="fastloop micro-benchmarks"):
 
     if args.json:
         info["wall_s"] = wall
+        if os.path.dirname(args.json):
+            os.makedirs(os.path.dirname(args.json), exist_ok=True)
         with open(args.json, "w") as f:
             gm = {}
             for o in others:

@@ -1060,13 +1060,15 @@ class NetworkMixin(SockOpsMixin):
         # reading, and sendfile() straight to the socket.
         if not _is_stream_transport(transp):
             raise exceptions.SendfileNotAvailableError("sendfile syscall is not supported")
+        sock = transp._sock
+        # sock_sendfile(fallback=False) minus its debug-mode blocking check:
+        # the transport's socket is non-blocking whatever its timeout says.
+        self._check_sendfile_params(sock, file, offset, count)
         resume_reading = transp.is_reading()
         transp.pause_reading()
         await transp._make_empty_waiter()
         try:
-            return await self.sock_sendfile(
-                transp._sock, file, offset, count, fallback=False
-            )
+            return await self._sock_sendfile_native(sock, file, offset, count)
         finally:
             transp._reset_empty_waiter()
             if resume_reading:

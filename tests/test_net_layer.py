@@ -887,6 +887,45 @@ def test_sendfile_native(loop, bigfile):
     run(loop, main())
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_sendfile_from_accepted_transport(loop, bigfile, debug):
+    """The server side sends a file after a large write() that is still
+    buffered (native sendfile must wait for the buffer to drain)."""
+    f, data = bigfile
+    head = os.urandom(8 * MB)
+    loop.set_debug(debug)
+
+    async def main():
+        done = loop.create_future()
+
+        class Sender(asyncio.Protocol):
+            def connection_made(self, tr):
+                loop.create_task(self.send(tr))
+
+            async def send(self, tr):
+                try:
+                    tr.write(head)
+                    n = await loop.sendfile(tr, f)
+                    tr.write(b"END")
+                    tr.close()
+                    done.set_result(n)
+                except BaseException as exc:  # pragma: no cover - reported
+                    done.set_exception(exc)
+                    raise
+
+        server = await loop.create_server(Sender, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        await asyncio.sleep(0.05)  # let the server's buffer fill up
+        got = await reader.read()
+        assert await done == len(data)
+        assert len(got) == len(head) + len(data) + 3
+        assert got == head + data + b"END"
+        writer.close()
+        await close_server(server)
+
+    run(loop, main())
+
+
 def test_sendfile_bytesio_fallback(loop):
     data = os.urandom(MB)
 

@@ -3,6 +3,7 @@
 #include "stream.h"
 
 int fl_listener_init_type(PyObject *mod, fl_state *st);
+int fl_udp_init_type(PyObject *mod, fl_state *st);
 
 static fl_state *
 get_state(PyObject *mod)
@@ -86,7 +87,8 @@ module_exec(PyObject *mod)
         return -1;
     }
     if (fl_stream_init_type(mod, st) < 0 ||
-        fl_listener_init_type(mod, st) < 0)
+        fl_listener_init_type(mod, st) < 0 ||
+        fl_udp_init_type(mod, st) < 0)
     {
         return -1;
     }

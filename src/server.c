@@ -3,6 +3,7 @@
  * `backlog` connections per readiness event; on EMFILE and friends report
  * the error and stop accepting for ACCEPT_RETRY_DELAY seconds, so that the
  * server survives fd exhaustion without spinning. */
+#include "sockaddr.h"
 #include "stream.h"
 
 #include <arpa/inet.h>
@@ -35,37 +36,6 @@ typedef struct {
     char serving;
     char closed;
 } fl_listener;
-
-/* Converts a peer address as the socket module does (makesockaddr). */
-static PyObject *
-make_addr(struct sockaddr_storage *ss, socklen_t len)
-{
-    char host[INET6_ADDRSTRLEN];
-
-    if (ss->ss_family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-        return Py_BuildValue("(si)", host, ntohs(a->sin_port));
-    }
-    if (ss->ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-        return Py_BuildValue("(siII)", host, ntohs(a->sin6_port),
-                             ntohl(a->sin6_flowinfo), a->sin6_scope_id);
-    }
-    if (ss->ss_family == AF_UNIX) {
-        struct sockaddr_un *a = (struct sockaddr_un *)ss;
-        size_t n = len > offsetof(struct sockaddr_un, sun_path)
-                       ? len - offsetof(struct sockaddr_un, sun_path)
-                       : 0;
-        if (n > 0 && a->sun_path[0] == '\0') {
-            return PyBytes_FromStringAndSize(a->sun_path, (Py_ssize_t)n);
-        }
-        n = strnlen(a->sun_path, n);
-        return PyUnicode_DecodeFSDefaultAndSize(a->sun_path, (Py_ssize_t)n);
-    }
-    Py_RETURN_NONE;
-}
 
 static void
 report(fl_listener *self, PyObject *exc, const char *msg)
@@ -100,7 +70,7 @@ static int
 make_connection(fl_listener *self, int fd, struct sockaddr_storage *ss,
                 socklen_t len)
 {
-    PyObject *peer = make_addr(ss, len), *proto = NULL, *t = NULL;
+    PyObject *peer = fl_sockaddr_to_py(ss, len), *proto = NULL, *t = NULL;
 
     if (peer != NULL) {
         proto = PyObject_CallNoArgs(self->factory);

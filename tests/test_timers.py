@@ -215,10 +215,10 @@ def test_equal_deadlines_run_fifo(loop, fastloop_only):
 
 def test_equal_deadlines_fifo_interleaved_with_others(loop, fastloop_only):
     out = []
-    base = loop.time() - 1
+    base = loop.time() + 0.001
     for i in range(300):
-        loop.call_at(base + (i % 3), out.append, (i % 3, i))
-    loop.call_at(base + 2.0001, loop.stop)
+        loop.call_at(base + (i % 3) * 0.002, out.append, (i % 3, i))
+    loop.call_at(base + 0.0041, loop.stop)
     loop.run_forever()
     assert out == sorted(out)
 

@@ -1067,9 +1067,13 @@ class NetworkMixin(SockOpsMixin):
         resume_reading = transp.is_reading()
         transp.pause_reading()
         await transp._make_empty_waiter()
+        # The transport owns its fd; lend it to the sock_* machinery for
+        # the duration (asyncio removes it from loop._transports).
+        transp._fl_release_fd()
         try:
             return await self._sock_sendfile_native(sock, file, offset, count)
         finally:
+            transp._fl_claim_fd()
             transp._reset_empty_waiter()
             if resume_reading:
                 transp.resume_reading()

@@ -151,6 +151,7 @@ struct fl_io {
     unsigned wanted; /* FL_READ|FL_WRITE */
     fl_io_cb cb;
     PyObject *owner; /* may be NULL for loop-internal watchers */
+    char ref_held;   /* the loop holds a reference to owner */
 };
 
 typedef struct {
@@ -236,6 +237,7 @@ int fl_io_flush(fl_loop *loop);
 int fl_io_dispatch(fl_loop *loop, int n);
 int fl_io_start(fl_loop *loop, fl_io *io, unsigned mask);
 void fl_io_stop(fl_loop *loop, fl_io *io);
+void fl_io_pause(fl_loop *loop, fl_io *io);
 int fl_fd_from_object(PyObject *obj);
 PyObject *fl_loop_add_reader(fl_loop *self, PyObject *const *args,
                              Py_ssize_t nargs);

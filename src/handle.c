@@ -518,6 +518,7 @@ fl_handle_init_types(PyObject *mod, fl_state *st)
 {
     PyType_Spec timer_spec = timer_spec_tmpl;
     PyTypeObject *th = (PyTypeObject *)st->aio_TimerHandle;
+    PyObject *bases;
 
     if (!PyType_Check(st->aio_Handle) || !PyType_Check(st->aio_TimerHandle)) {
         PyErr_SetString(PyExc_ImportError, "asyncio handles are not types");
@@ -527,13 +528,24 @@ fl_handle_init_types(PyObject *mod, fl_state *st)
         return -1;
     }
     timer_spec.basicsize = (int)(th->tp_basicsize + sizeof(fl_timer_extra));
-    st->HandleType = (PyTypeObject *)PyType_FromModuleAndSpec(
-        mod, &handle_spec, st->aio_Handle);
+    /* 3.9 wants the bases as a tuple. */
+    bases = PyTuple_Pack(1, st->aio_Handle);
+    if (bases == NULL) {
+        return -1;
+    }
+    st->HandleType =
+        (PyTypeObject *)PyType_FromModuleAndSpec(mod, &handle_spec, bases);
+    Py_DECREF(bases);
     if (st->HandleType == NULL) {
         return -1;
     }
-    st->TimerHandleType = (PyTypeObject *)PyType_FromModuleAndSpec(
-        mod, &timer_spec, st->aio_TimerHandle);
+    bases = PyTuple_Pack(1, st->aio_TimerHandle);
+    if (bases == NULL) {
+        return -1;
+    }
+    st->TimerHandleType =
+        (PyTypeObject *)PyType_FromModuleAndSpec(mod, &timer_spec, bases);
+    Py_DECREF(bases);
     if (st->TimerHandleType == NULL) {
         return -1;
     }

@@ -42,7 +42,10 @@ fl_io_close(fl_loop *loop)
         fl_fd *s = &loop->fds[fd];
         PyObject *r = s->reader, *w = s->writer, *owner = NULL;
         if (s->io != NULL) {
-            owner = s->io->owner;
+            if (s->io->ref_held) {
+                owner = s->io->owner;
+                s->io->ref_held = 0;
+            }
             s->io->wanted = 0;
         }
         s->reader = s->writer = NULL;
@@ -68,7 +71,7 @@ fl_io_traverse(fl_loop *loop, visitproc visit, void *arg)
         fl_fd *s = &loop->fds[fd];
         Py_VISIT(s->reader);
         Py_VISIT(s->writer);
-        if (s->io != NULL) {
+        if (s->io != NULL && s->io->ref_held) {
             Py_VISIT(s->io->owner);
         }
     }
@@ -195,7 +198,7 @@ static int
 ensure_no_io(fl_loop *loop, int fd)
 {
     if (fd < loop->nfds && loop->fds[fd].io != NULL &&
-        loop->fds[fd].io->owner != NULL)
+        loop->fds[fd].io->owner != NULL && !loop->closed)
     {
         PyErr_Format(PyExc_RuntimeError,
                      "File descriptor %d is used by transport %R", fd,
@@ -326,8 +329,23 @@ fl_loop_remove_writer(fl_loop *self, PyObject *fd)
 /* ------------------------------------------------------------------ */
 /* C watchers                                                          */
 
-/* Starts (or changes) a C watcher. The loop keeps a reference to
- * io->owner while the watcher is registered. Returns 0 or -1 (OSError). */
+/* A C watcher is *attached* to its fd slot from its first start until
+ * fl_io_stop(): while attached the fd belongs to it (add_reader() on it
+ * raises RuntimeError, as asyncio's _ensure_fd_no_transport). The loop
+ * holds a reference to io->owner only while the watcher wants events, so a
+ * paused transport nobody else references can still be collected: its
+ * dealloc must call fl_io_stop() to detach. */
+
+static void
+release_owner(fl_io *io)
+{
+    if (io->ref_held) {
+        io->ref_held = 0;
+        Py_XDECREF(io->owner); /* may free io: keep this last */
+    }
+}
+
+/* Starts (or changes) a C watcher. Returns 0 or -1 (OSError). */
 int
 fl_io_start(fl_loop *loop, fl_io *io, unsigned mask)
 {
@@ -356,34 +374,64 @@ fl_io_start(fl_loop *loop, fl_io *io, unsigned mask)
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    if (fresh) {
+    if (mask && !io->ref_held) {
         Py_XINCREF(io->owner);
+        io->ref_held = 1;
     }
     return 0;
 }
 
-/* Stops a C watcher and releases the loop's reference to its owner (which
- * may free the owner, and io with it, before this returns). */
-void
-fl_io_stop(fl_loop *loop, fl_io *io)
+static void
+unwatch(fl_loop *loop, fl_io *io)
 {
-    fl_fd *s;
-    PyObject *owner;
+    fl_fd *s = &loop->fds[io->fd];
 
-    if (io->fd < 0 || io->fd >= loop->nfds || loop->fds[io->fd].io != io) {
-        io->wanted = 0;
-        return;
-    }
-    s = &loop->fds[io->fd];
-    owner = io->owner;
     io->wanted = 0;
-    s->io = NULL;
     if (apply(loop, io->fd) < 0 && s->applied && wanted(s) == 0) {
+        /* The fd was closed behind our back: the kernel forgot it. */
         loop->nwatched--;
         s->applied = 0;
         s->gen++;
     }
-    Py_XDECREF(owner);
+}
+
+static int
+attached(fl_loop *loop, fl_io *io)
+{
+    return io->fd >= 0 && io->fd < loop->nfds && loop->fds[io->fd].io == io;
+}
+
+/* Stops watching but stays attached. May free the owner (see above). */
+void
+fl_io_pause(fl_loop *loop, fl_io *io)
+{
+    if (!attached(loop, io)) {
+        if (io->fd >= 0 && ensure_slot(loop, io->fd) == 0 &&
+            loop->fds[io->fd].io == NULL && !loop->closed)
+        {
+            loop->fds[io->fd].io = io;
+        }
+        PyErr_Clear();
+        io->wanted = 0;
+        release_owner(io);
+        return;
+    }
+    unwatch(loop, io);
+    release_owner(io);
+}
+
+/* Stops watching and detaches from the fd. May free the owner. */
+void
+fl_io_stop(fl_loop *loop, fl_io *io)
+{
+    if (!attached(loop, io)) {
+        io->wanted = 0;
+        release_owner(io);
+        return;
+    }
+    unwatch(loop, io);
+    loop->fds[io->fd].io = NULL;
+    release_owner(io);
 }
 
 /* ------------------------------------------------------------------ */

@@ -376,14 +376,12 @@ poll_io(fl_loop *self, int64_t timeout)
     if (fl_io_flush(self) < 0) {
         return -1;
     }
-    if (timeout == 0) {
-        n = fl_poller_wait(self->pfd, self->events, self->events_cap, 0);
-    }
-    else {
-        Py_BEGIN_ALLOW_THREADS
-        n = fl_poller_wait(self->pfd, self->events, self->events_cap, timeout);
-        Py_END_ALLOW_THREADS
-    }
+    /* Release the GIL even for a non-blocking poll: a thread waiting for
+     * it (an executor job finishing, call_soon_threadsafe) gets it here
+     * instead of after the interpreter's switch interval. */
+    Py_BEGIN_ALLOW_THREADS
+    n = fl_poller_wait(self->pfd, self->events, self->events_cap, timeout);
+    Py_END_ALLOW_THREADS
     self->last_poll = fl_time();
     if (n == -EINTR) {
         /* A signal: run Python-level handlers now (^C raises here). */

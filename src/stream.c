@@ -198,11 +198,15 @@ update_io(fl_stream *self)
 {
     unsigned m = wanted_mask(self);
 
+    if (self->fd_released) {
+        return 0;
+    }
     if (m == self->io.wanted) {
         return 0;
     }
     if (m == 0) {
-        fl_io_stop(self->loop, &self->io);
+        /* Keep the fd attached: it stays the transport's. */
+        fl_io_pause(self->loop, &self->io);
         return 0;
     }
     return fl_io_start(self->loop, &self->io, m);
@@ -366,9 +370,7 @@ close_fd(fl_stream *self)
         return;
     }
     self->fd_closed = 1;
-    if (self->io.wanted) {
-        fl_io_stop(self->loop, &self->io);
-    }
+    fl_io_stop(self->loop, &self->io);
     if (self->sock != NULL) {
         PyObject *r = PyObject_CallMethod(self->sock, "close", NULL);
         if (r == NULL) {
@@ -1155,12 +1157,19 @@ get_sock(fl_stream *self)
         if (self->fd_closed || self->io.fd < 0) {
             Py_RETURN_NONE;
         }
+        PyObject *r;
         self->sock = PyObject_CallFunction(
             ST(self)->socket_socket, "iiii", self->family, self->socktype,
             self->proto, self->io.fd);
         if (self->sock == NULL) {
             return NULL;
         }
+        /* The fd is non-blocking; tell the socket object so. */
+        r = PyObject_CallMethod(self->sock, "setblocking", "O", Py_False);
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
     }
     return Py_NewRef(self->sock);
 }
@@ -1226,6 +1235,58 @@ stream_get_extra_info(fl_stream *self, PyObject *args, PyObject *kwargs)
         }
     }
     return Py_NewRef(dflt);
+}
+
+/* asyncio's _force_close(exc), used by sslproto on the raw transport. */
+static PyObject *
+stream_force_close_meth(fl_stream *self, PyObject *exc)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    force_close(self, exc == Py_None ? NULL : exc);
+    Py_RETURN_NONE;
+}
+
+/* Lend the fd to the loop's sock_* machinery (native sendfile), as
+ * asyncio's _sendfile_native removes the transport from loop._transports
+ * for the duration. Reading must be paused and the buffer empty. */
+static PyObject *
+stream_release_fd(fl_stream *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (self->fd_closed || self->fd_released) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(self);
+    fl_io_stop(self->loop, &self->io);
+    self->fd_released = 1;
+    Py_DECREF(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stream_claim_fd(fl_stream *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (!self->fd_released) {
+        Py_RETURN_NONE;
+    }
+    self->fd_released = 0;
+    if (self->fd_closed) {
+        Py_RETURN_NONE;
+    }
+    if (self->io.wanted == 0) {
+        fl_io_pause(self->loop, &self->io);
+    }
+    if (update_io(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -1471,11 +1532,9 @@ fl_stream_accepted(fl_loop *loop, int fd, int family, int socktype,
     Py_XDECREF(extra);
     if (rc < 0) {
         /* Give the fd back: the caller closes it. */
+        fl_io_stop(loop, &self->io);
         self->fd_closed = 1;
         self->io.fd = -1;
-        if (self->io.wanted) {
-            fl_io_stop(loop, &self->io);
-        }
         Py_DECREF(self);
         return NULL;
     }
@@ -1616,6 +1675,12 @@ get_paused(fl_stream *self, void *c)
     return PyBool_FromLong(self->paused);
 }
 
+static PyObject *
+get_protocol_paused(fl_stream *self, void *c)
+{
+    return PyBool_FromLong(self->protocol_paused);
+}
+
 static PyGetSetDef stream_getset[] = {
     {"_sock", (getter)get_sock_attr, NULL, NULL, NULL},
     {"_sock_fd", (getter)get_sock_fd, NULL, NULL, NULL},
@@ -1624,6 +1689,7 @@ static PyGetSetDef stream_getset[] = {
     {"_loop", (getter)get_loop, NULL, NULL, NULL},
     {"_protocol", (getter)get_protocol_attr, NULL, NULL, NULL},
     {"_paused", (getter)get_paused, NULL, NULL, NULL},
+    {"_protocol_paused", (getter)get_protocol_paused, NULL, NULL, NULL},
     {NULL},
 };
 
@@ -1654,6 +1720,9 @@ static PyMethodDef stream_methods[] = {
     NOARGS("_fl_start_reading", stream_start_reading),
     NOARGS("_make_empty_waiter", stream_make_empty_waiter),
     NOARGS("_reset_empty_waiter", stream_reset_empty_waiter),
+    {"_force_close", (PyCFunction)stream_force_close_meth, METH_O, NULL},
+    NOARGS("_fl_release_fd", stream_release_fd),
+    NOARGS("_fl_claim_fd", stream_claim_fd),
     {NULL, NULL, 0, NULL},
 };
 
@@ -1709,8 +1778,14 @@ fl_stream_init_type(PyObject *mod, fl_state *st)
                         "fastloop: unexpected layout of asyncio.Transport");
         return -1;
     }
-    st->StreamTransportType = (PyTypeObject *)PyType_FromModuleAndSpec(
-        mod, &stream_spec, st->aio_Transport);
+    /* 3.9 wants a tuple of bases. */
+    d = PyTuple_Pack(1, st->aio_Transport);
+    if (d == NULL) {
+        return -1;
+    }
+    st->StreamTransportType =
+        (PyTypeObject *)PyType_FromModuleAndSpec(mod, &stream_spec, d);
+    Py_DECREF(d);
     if (st->StreamTransportType == NULL) {
         return -1;
     }

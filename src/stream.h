@@ -42,6 +42,7 @@ typedef struct {
     char protocol_connected;
     char buffered;   /* protocol is a BufferedProtocol */
     char fd_closed;
+    char fd_released; /* lent out by _fl_release_fd() */
 } fl_stream;
 
 int fl_stream_init_type(PyObject *mod, fl_state *st);

@@ -880,3 +880,192 @@ def test_pending_callbacks_dropped_on_close(loop):
     loop.close()
     gc.collect()
     assert ref() is None, "close() keeps pending callbacks alive"
+
+
+# --------------------------------------------------------------------------
+# queue growth, callable kinds, many args, debug repr, close races
+
+
+def test_ready_queue_growth_during_batch(loop):
+    """A callback that schedules many callbacks mid-batch (forcing the ready
+    queue to grow while it is being drained) keeps FIFO and batch rules."""
+    out = []
+
+    def spawner():
+        out.append("spawner")
+        for i in range(20000):
+            loop.call_soon(out.append, i)
+
+    loop.call_soon(spawner)
+    loop.call_soon(out.append, "same-batch")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert out == ["spawner", "same-batch"]
+    run_once(loop)
+    assert out == ["spawner", "same-batch"] + list(range(20000))
+
+
+def test_ready_queue_grow_shrink_cycles(loop):
+    for n in (1, 50000, 3, 20000, 0, 7, 50000):
+        out = []
+        for i in range(n):
+            loop.call_soon(out.append, i)
+        run_once(loop)
+        assert out == list(range(n))
+
+
+def test_call_soon_from_finalizer_during_batch(loop):
+    """Handles freed while the batch runs may schedule new callbacks from
+    __del__ (re-entering the ready queue while it is being drained)."""
+    out = []
+
+    class Finalizer:
+        def __init__(self, i):
+            self.i = i
+
+        def __del__(self):
+            loop.call_soon(out.append, ("del", self.i))
+
+    for i in range(100):
+        loop.call_soon(out.append, i)
+        loop.call_soon(my_named_callback, Finalizer(i))
+    run_once(loop)
+    run_once(loop)
+    gc.collect()
+    run_once(loop)
+    assert [x for x in out if not isinstance(x, tuple)] == list(range(100))
+    assert sorted(x[1] for x in out if isinstance(x, tuple)) == \
+        list(range(100))
+
+
+def test_callable_kinds(loop):
+    import functools
+
+    out = []
+
+    class CallableObj:
+        def __call__(self, *args):
+            out.append(("obj",) + args)
+
+    class Klass:
+        def __init__(self, x):
+            out.append(("class", x))
+
+        def method(self, x):
+            out.append(("method", x))
+
+        @staticmethod
+        def static(x):
+            out.append(("static", x))
+
+        @classmethod
+        def clsmethod(cls, x):
+            out.append(("classmethod", x))
+
+    lst = []
+    loop.call_soon(CallableObj(), 1)
+    loop.call_soon(Klass, 2)
+    loop.call_soon(Klass(0).method, 3)
+    loop.call_soon(Klass.static, 4)
+    loop.call_soon(Klass.clsmethod, 5)
+    loop.call_soon(functools.partial(out.append), ("partial", 6))
+    loop.call_soon(lst.append, 7)          # builtin bound method
+    loop.call_soon(list.append, lst, 8)    # method descriptor
+    loop.call_soon(lambda: out.append(("lambda", 9)))
+    loop.call_soon(out.extend, [("builtin", 10)])
+    run_once(loop)
+    assert out == [("class", 0), ("obj", 1), ("class", 2), ("method", 3),
+                   ("static", 4), ("classmethod", 5), ("partial", 6),
+                   ("lambda", 9), ("builtin", 10)]
+    assert lst == [7, 8]
+
+
+@pytest.mark.parametrize("nargs", [0, 1, 5, 8, 9, 16, 17, 64, 1000, 10000])
+def test_many_args(loop, nargs):
+    seen = []
+    args = tuple(range(nargs))
+    loop.call_soon(lambda *a: seen.append(a), *args)
+    loop.call_later(0, lambda *a: seen.append(a), *args)
+    loop.call_soon_threadsafe(lambda *a: seen.append(a), *args)
+    loop.call_later(0.001, loop.stop)
+    loop.run_forever()
+    assert seen == [args, args, args]
+
+
+def test_debug_cancel_keeps_repr(loop):
+    """asyncio: in debug mode a cancelled handle keeps its repr."""
+    loop.set_debug(True)
+    h = loop.call_soon(my_named_callback, 1)
+    h.cancel()
+    r = repr(h)
+    assert "my_named_callback" in r
+    assert "cancelled" in r
+    t = loop.call_later(10, my_named_callback)
+    t.cancel()
+    assert "my_named_callback" in repr(t)
+    run_once(loop)
+
+
+def test_debug_source_traceback_on_handles(loop):
+    loop.set_debug(True)
+    h = loop.call_soon(my_named_callback)
+    t = loop.call_later(10, my_named_callback)
+    for handle in (h, t):
+        tb = handle._source_traceback
+        assert tb, "no _source_traceback in debug mode"
+        # the innermost frame is this test, not loop internals
+        assert tb[-1][0] == __file__
+        assert "created at" in repr(handle)
+    t.cancel()
+    run_once(loop)
+
+
+@pytest.mark.timeout(60)
+def test_threadsafe_racing_close(loop):
+    """Threads hammering call_soon_threadsafe while the loop closes: they
+    get RuntimeError('Event loop is closed'), nothing crashes."""
+    stop_flag = threading.Event()
+    outcomes = []
+
+    def worker():
+        n = 0
+        while not stop_flag.is_set():
+            try:
+                loop.call_soon_threadsafe(my_named_callback, n)
+            except RuntimeError as e:
+                outcomes.append(str(e))
+                return
+            n += 1
+            if n % 100 == 0:
+                time.sleep(0)
+        outcomes.append("stopped")
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    loop.close()
+    time.sleep(0.01)
+    stop_flag.set()
+    for t in threads:
+        t.join(20)
+    assert len(outcomes) == 3
+    assert all("closed" in o for o in outcomes), outcomes
+
+
+def test_exception_handler_schedules_and_cancels(loop):
+    out = []
+    victim = []
+
+    def handler(lp, ctx):
+        out.append("handler")
+        lp.call_soon(out.append, "from-handler")
+        victim[0].cancel()
+
+    loop.set_exception_handler(handler)
+    loop.call_soon(raiser(Boom()))
+    victim.append(loop.call_soon(out.append, "victim"))
+    run_once(loop)
+    run_once(loop)
+    assert out == ["handler", "from-handler"]

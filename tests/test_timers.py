@@ -674,3 +674,88 @@ def test_sleep_huge_then_cancel(loop):
             await task
 
     run(loop, main())
+
+
+# --------------------------------------------------------------------------
+# timers scheduled during a batch, mass expiry
+
+
+def test_expired_timer_scheduled_during_batch_runs_next_iteration(loop):
+    """Only timers due at the start of an iteration join its batch."""
+    out = []
+
+    def cb():
+        out.append("cb")
+        loop.call_later(-1, out.append, "expired-timer")
+        loop.call_at(0, out.append, "call_at-0")
+        loop.stop()
+
+    loop.call_soon(cb)
+    loop.call_soon(out.append, "same-batch")
+    loop.run_forever()
+    assert out == ["cb", "same-batch"]
+    run_once(loop)
+    assert sorted(out[2:]) == ["call_at-0", "expired-timer"]
+
+
+def test_timer_scheduling_many_expired_from_timer(loop):
+    out = []
+
+    def first():
+        out.append("first")
+        for i in range(1000):
+            loop.call_at(loop.time() - 1 + i * 1e-6, out.append, i)
+
+    loop.call_later(0, first)
+    loop.call_later(0.005, loop.stop)
+    loop.run_forever()
+    assert out == ["first"] + list(range(1000))
+
+
+def test_20k_timers_expire_at_once(loop):
+    n = 20_000
+    out = []
+    base = loop.time() - 1
+    rng = random.Random(7)
+    offsets = list(range(n))
+    rng.shuffle(offsets)
+    for o in offsets:
+        loop.call_at(base + o * 1e-7, out.append, o)
+    run_once(loop)
+    assert out == list(range(n))
+    assert pending_timers(loop) == 0
+
+
+def test_when_after_cancel_and_after_run(loop):
+    h = loop.call_at(loop.time() + 100, noop)
+    w = h.when()
+    h.cancel()
+    assert h.when() == w
+    h2 = loop.call_at(loop.time() - 1, noop)
+    w2 = h2.when()
+    run_once(loop)
+    assert h2.when() == w2
+
+
+def test_timer_handle_is_not_run_twice(loop):
+    out = []
+    loop.call_later(0, out.append, 1)
+    loop.call_later(0.003, loop.stop)
+    loop.run_forever()
+    loop.call_later(0.003, loop.stop)
+    loop.run_forever()
+    assert out == [1]
+
+
+def test_cancel_all_timers_then_idle_loop_wakes_for_new_one(loop):
+    """After the only (earliest) timer is cancelled, the loop must not keep
+    sleeping until the stale deadline, nor spin on it."""
+    hs = [loop.call_later(3600 + i, noop) for i in range(100)]
+    for h in hs:
+        h.cancel()
+    out = []
+    loop.call_later(0.002, out.append, "new")
+    loop.call_later(0.004, loop.stop)
+    loop.run_forever()
+    assert out == ["new"]
+    assert pending_timers(loop) == 0

@@ -1,0 +1,173 @@
+"""Which stdlib ``test.test_asyncio`` modules run, and how each is bound.
+
+Binding strategies, least invasive first:
+
+1. **Policy** (every module): for each test the runner installs the policy
+   under test (``asyncio.set_event_loop_policy``) *and* points the name
+   ``asyncio.DefaultEventLoopPolicy`` at it, so ``asyncio.new_event_loop()``,
+   ``asyncio.run()``, ``asyncio.Runner`` and ``unittest.IsolatedAsyncioTestCase``
+   all get a loop under test, even after a test resets the policy with
+   ``set_event_loop_policy(None)``.
+2. **test_utils.TestCase.new_test_loop** (every module): without a time
+   generator it returns a loop under test (the stdlib ``TestLoop`` made that
+   way has no virtual clock to speak of: it cannot even run a timer). With a
+   generator the test is about asyncio on a virtual clock, not about the loop
+   under test: skipped by default (``FASTLOOP_CONFORMANCE_TESTLOOP=run`` runs
+   it as-is on the stdlib ``TestLoop``).
+3. **Adapters** (per class, below): a subclass overriding the one method that
+   builds a stdlib loop (``create_event_loop``, ``setUp``, ``new_loop``).
+   Adapted classes keep the stdlib class name and module, so test ids stay
+   ``module.Class.method``.
+
+Classes that only exercise a *stdlib* loop implementation or asyncio helper
+functions are excluded (not collected); the reason is recorded here.
+"""
+import sys
+
+from . import loops
+
+TRANSPORT_MODULES_ENV = "FASTLOOP_CONFORMANCE_TRANSPORTS"
+
+
+class Suite:
+    def __init__(self, name, min_version=(3, 9), exclude=None, adapters=None,
+                 extra=None, transports=False):
+        self.name = name
+        self.min_version = min_version
+        # class name -> reason (class not collected)
+        self.exclude = dict(exclude or {})
+        # base class name -> callable(module, cls) -> dict of overrides,
+        # applied to every collected class that is (a subclass of) that class
+        self.adapters = dict(adapters or {})
+        # callable(module) -> list of (class, method-name filter or None)
+        self.extra = extra
+        # a module that is all about transports (opt-in, see TRANSPORT_MODULES_ENV)
+        self.transports = transports
+
+    def applies(self, version=sys.version_info):
+        return tuple(version[:2]) >= self.min_version
+
+
+# ---------------------------------------------------------------------------
+# Adapters
+
+
+def replace_setup(owner_name):
+    """Override setUp of a class whose setUp (defined on *owner_name*) builds a
+    stdlib loop into ``self.loop``: run the owner's parent setUp, then bind a
+    loop under test exactly as the stdlib did (``self.set_event_loop``)."""
+
+    def adapt(module, cls):
+        owner = getattr(module, owner_name)
+
+        def setUp(self):
+            super(owner, self).setUp()
+            self.loop = loops.new_loop()
+            self.set_event_loop(self.loop)
+
+        return {"setUp": setUp}
+
+    return adapt
+
+
+def runners_new_loop(module, cls):
+    """test_runners.BaseTest.new_loop builds a mocked BaseEventLoop and wraps
+    shutdown_asyncgens to record that asyncio.run called it; do the same on a
+    loop under test, still running the real shutdown_asyncgens."""
+
+    def new_loop(self):
+        loop = loops.new_loop()
+        loop.shutdown_ag_run = False
+        real_shutdown_asyncgens = loop.shutdown_asyncgens
+
+        async def shutdown_asyncgens():
+            loop.shutdown_ag_run = True
+            await real_shutdown_asyncgens()
+
+        loop.shutdown_asyncgens = shutdown_asyncgens
+        return loop
+
+    return {"new_loop": new_loop}
+
+
+def events_extra(module):
+    """test_events: EventLoopTestsMixin bound to the loop under test, plus the
+    subprocess tests (SubprocessTestsMixin) on it."""
+    from test.test_asyncio import utils as test_utils
+
+    def create_event_loop(self):
+        return loops.new_loop()
+
+    out = []
+    EventLoopTests = type(
+        "EventLoopTests",
+        (module.EventLoopTestsMixin, test_utils.TestCase),
+        {"create_event_loop": create_event_loop,
+         "__module__": module.__name__,
+         "__doc__": "EventLoopTestsMixin on the loop under test."},
+    )
+    out.append((EventLoopTests, None))
+    unix_mixin = getattr(module, "UnixEventLoopTestsMixin", None)
+    sub_mixin = getattr(module, "SubprocessTestsMixin", None)
+    if unix_mixin is not None and sub_mixin is not None:
+        SubprocessTests = type(
+            "SubprocessTests",
+            (unix_mixin, sub_mixin, test_utils.TestCase),
+            {"create_event_loop": create_event_loop,
+             "__module__": module.__name__,
+             "__doc__": "SubprocessTestsMixin on the loop under test."},
+        )
+        # Only SubprocessTestsMixin's own tests: the EventLoopTestsMixin ones
+        # already run in EventLoopTests.
+        names = {n for n in vars(sub_mixin) if n.startswith("test")}
+        out.append((SubprocessTests, names))
+    return out
+
+
+STDLIB_SELECTOR_LOOP = (
+    "runs asyncio.SelectorEventLoop with a specific selector; the same "
+    "EventLoopTestsMixin runs on the loop under test as EventLoopTests"
+)
+
+SUITES = [
+    Suite(
+        "test_events",
+        exclude={
+            "SelectEventLoopTests": STDLIB_SELECTOR_LOOP,
+            "PollEventLoopTests": STDLIB_SELECTOR_LOOP,
+            "EPollEventLoopTests": STDLIB_SELECTOR_LOOP,
+            "KqueueEventLoopTests": STDLIB_SELECTOR_LOOP,
+            "ProactorEventLoopTests": STDLIB_SELECTOR_LOOP,
+        },
+        extra=events_extra,
+    ),
+    Suite(
+        "test_base_events",
+        exclude={
+            "BaseEventTests": "asyncio.base_events helper functions (_ipaddr_info ...), no loop",
+            "TestSelectorUtils": "asyncio.base_events._set_nodelay helper, no loop",
+            "BaseLoopSockSendfileTests": (
+                "drives the sendfile fallback of a stdlib BaseSelectorEventLoop "
+                "subclass; sendfile is transport work (issue 3/4)"
+            ),
+        },
+        adapters={
+            "BaseEventLoopTests": replace_setup("BaseEventLoopTests"),
+            "BaseEventLoopWithSelectorTests": replace_setup("BaseEventLoopWithSelectorTests"),
+        },
+    ),
+    Suite("test_tasks"),
+    Suite("test_futures"),
+    Suite("test_futures2"),
+    Suite("test_locks"),
+    Suite("test_queues"),
+    Suite("test_waitfor"),
+    Suite("test_pep492", adapters={"BaseTest": replace_setup("BaseTest")}),
+    Suite("test_context"),
+    Suite("test_runners", adapters={"BaseTest": runners_new_loop}),
+    Suite("test_threads"),
+    Suite("test_timeouts", min_version=(3, 11)),
+    Suite("test_taskgroups", min_version=(3, 11)),
+    Suite("test_eager_task_factory", min_version=(3, 12)),
+    Suite("test_staggered", min_version=(3, 13)),
+]

@@ -173,20 +173,21 @@ class Echo(asyncio.Protocol):
     """Echo server protocol with flow control: when the transport's write
     buffer is over the high-water mark it stops reading until it drains."""
 
+    pause_on_made = False
+
     def __init__(self, registry=None):
+        # Protocol factories are called by the running loop.
+        loop = asyncio.get_running_loop()
         self.transport = None
         self.pauses = []
         self.resumes = []
+        self.lost = loop.create_future()
+        self.ready = loop.create_future()
         if registry is not None:
             registry.append(self)
 
-    pause_on_made = False
-
     def connection_made(self, transport):
         self.transport = transport
-        loop = asyncio.get_running_loop()
-        self.lost = loop.create_future()
-        self.ready = loop.create_future()
         if self.pause_on_made:
             pause_reading_now_and_soon(transport, self.ready)
         else:
@@ -216,10 +217,13 @@ async def echo_server(loop, host="127.0.0.1", **kw):
 
 async def close_server(srv, protos=(), timeout=10):
     """Close the server, wait until every server-side protocol in `protos`
-    got connection_lost() (so no transport outlives the test, whatever the
-    version's wait_closed() does), then wait_closed()."""
+    that got connection_made() got connection_lost() (so no transport
+    outlives the test, whatever the version's wait_closed() does), then
+    wait_closed()."""
     srv.close()
     for p in protos:
+        if p.transport is None:  # e.g. a TLS handshake that failed
+            continue
         await asyncio.wait_for(asyncio.shield(p.lost), timeout)
     await asyncio.wait_for(srv.wait_closed(), timeout)
 

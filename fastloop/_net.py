@@ -262,6 +262,11 @@ class NetworkMixin(SockOpsMixin):
     def _fl_init_net(self):
         """Create the per-instance state (called by Loop.__init__)."""
         self._fl_init_sockops()
+        # Listening socket -> its _core.Listener while serving.
+        self._fl_listeners = {}
+        # Unix listening socket -> inode of its file, removed by
+        # _stop_serving (create_unix_server(cleanup_socket=True), 3.13).
+        self._unix_server_sockets = {}
 
     # ------------------------------------------------------------------
     # Resolution
@@ -410,6 +415,66 @@ class NetworkMixin(SockOpsMixin):
             transport.close()
             raise
         return transport, protocol
+
+    # ------------------------------------------------------------------
+    # Serving (asyncio's loop/Server contract)
+
+    def _start_serving(
+        self,
+        protocol_factory,
+        sock,
+        sslcontext=None,
+        server=None,
+        backlog=100,
+        ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
+        ssl_shutdown_timeout=getattr(constants, "SSL_SHUTDOWN_TIMEOUT", None),
+    ):
+        """Accept connections on the listening ``sock`` for ``server``
+        (selector_events._start_serving): a C Listener per socket."""
+        listeners = self._fl_listeners
+        listener = listeners.get(sock)
+        if listener is None:
+            ssl_wrap = None
+            if sslcontext:
+                ssl_wrap = functools.partial(
+                    self._fl_wrap_accepted_ssl,
+                    sslcontext,
+                    ssl_handshake_timeout,
+                    ssl_shutdown_timeout,
+                )
+            listener = _core.Listener(
+                self, sock, protocol_factory, server, backlog, ssl_wrap
+            )
+            listeners[sock] = listener
+        listener.start()
+
+    def _stop_serving(self, sock):
+        """Stop accepting on ``sock`` and close it; remove its Unix socket
+        file if create_unix_server() asked for it (selector_events and
+        unix_events._stop_serving)."""
+        inode = self._unix_server_sockets.pop(sock, None)
+        path = None
+        if inode is not None:
+            try:
+                path = sock.getsockname()
+            except OSError:
+                path = None
+        listener = self._fl_listeners.pop(sock, None)
+        if listener is not None:
+            listener.close()
+        elif sock.fileno() != -1 and not self.is_closed():
+            self.remove_reader(sock.fileno())
+        sock.close()  # a no-op if the listener closed it
+        if path is not None:
+            try:
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                logger.error(
+                    "Unable to clean up listening UNIX socket %r: %r", path, err
+                )
 
     # ------------------------------------------------------------------
     # Connecting
@@ -940,12 +1005,11 @@ class NetworkMixin(SockOpsMixin):
                     f"A UNIX Domain Stream Socket was expected, got {sock!r}"
                 )
 
-        inodes = {}
         if cleanup_socket:
             bound = sock.getsockname()
             if bound and bound[0] not in (0, "\x00"):
                 try:
-                    inodes[sock] = os.stat(bound).st_ino
+                    self._unix_server_sockets[sock] = os.stat(bound).st_ino
                 except FileNotFoundError:
                     pass
 
@@ -958,7 +1022,6 @@ class NetworkMixin(SockOpsMixin):
             backlog,
             ssl_handshake_timeout,
             ssl_shutdown_timeout,
-            unix_inodes=inodes,
         )
         if start_serving:
             server._start_serving()

@@ -48,7 +48,20 @@ class _SendfileFallbackProtocol(asyncio.Protocol):
     async def restore(self) -> None: ...
 
 class NetworkMixin(SockOpsMixin):
+    _fl_listeners: dict[socket.socket, Any]
+    _unix_server_sockets: dict[socket.socket, int]
     def _fl_init_net(self) -> None: ...
+    def _start_serving(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        sock: socket.socket,
+        sslcontext: Optional[ssl.SSLContext] = None,
+        server: Optional[Server] = None,
+        backlog: int = 100,
+        ssl_handshake_timeout: Optional[float] = ...,
+        ssl_shutdown_timeout: Optional[float] = ...,
+    ) -> None: ...
+    def _stop_serving(self, sock: socket.socket) -> None: ...
     async def _ensure_resolved(
         self,
         address: Tuple[Any, ...],

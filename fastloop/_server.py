@@ -4,22 +4,18 @@
 It behaves like ``asyncio.base_events.Server`` of Python 3.13 on every
 supported version: ``wait_closed()`` waits until the server is closed *and*
 every connection it accepted is gone (the 3.12.1+ semantics), and
-``close_clients()``/``abort_clients()`` exist everywhere. Accepting is done in
-C by one ``_core.Listener`` per listening socket; the C transports call
+``close_clients()``/``abort_clients()`` exist everywhere. As in asyncio the
+loop's ``_start_serving``/``_stop_serving`` do the accepting (in C: one
+``_core.Listener`` per listening socket); the C transports call
 ``_attach``/``_detach`` so that the server knows its live connections.
 """
 
-import functools
-import os
 import weakref
 
 from asyncio import events
 from asyncio import exceptions
 from asyncio import tasks
 from asyncio import trsock
-from asyncio.log import logger
-
-from . import _core
 
 __all__ = ("Server",)
 
@@ -36,12 +32,9 @@ class Server(events.AbstractServer):
         backlog,
         ssl_handshake_timeout,
         ssl_shutdown_timeout=None,
-        unix_inodes=None,
     ):
         self._loop = loop
         self._sockets = sockets
-        # Listening socket -> its _core.Listener, once serving started.
-        self._listeners = {}
         # Weak references: an abandoned transport must stay collectable (so
         # that its ResourceWarning fires).
         self._clients = weakref.WeakSet()
@@ -54,9 +47,6 @@ class Server(events.AbstractServer):
         self._ssl_shutdown_timeout = ssl_shutdown_timeout
         self._serving = False
         self._serving_forever_fut = None
-        # Unix socket -> inode of its file, for removal on close()
-        # (cleanup_socket=True, 3.13).
-        self._unix_inodes = unix_inodes if unix_inodes is not None else {}
 
     def __repr__(self):
         return f"<{self.__class__.__name__} sockets={self.sockets!r}>"
@@ -85,28 +75,19 @@ class Server(events.AbstractServer):
         if self._serving or self._sockets is None:
             return
         self._serving = True
-        ssl_wrap = None
-        if self._ssl_context is not None:
-            ssl_wrap = functools.partial(
-                self._loop._fl_wrap_accepted_ssl,
+        for sock in self._sockets:
+            sock.listen(self._backlog)
+            # The loop makes a _core.Listener for the socket
+            # (NetworkMixin._start_serving, asyncio's internal contract).
+            self._loop._start_serving(
+                self._protocol_factory,
+                sock,
                 self._ssl_context,
+                self,
+                self._backlog,
                 self._ssl_handshake_timeout,
                 self._ssl_shutdown_timeout,
             )
-        for sock in self._sockets:
-            sock.listen(self._backlog)
-            listener = self._listeners.get(sock)
-            if listener is None:
-                listener = _core.Listener(
-                    self._loop,
-                    sock,
-                    self._protocol_factory,
-                    self,
-                    self._backlog,
-                    ssl_wrap,
-                )
-                self._listeners[sock] = listener
-            listener.start()
 
     def get_loop(self):
         return self._loop
@@ -129,11 +110,9 @@ class Server(events.AbstractServer):
         if sockets is None:
             return
         self._sockets = None
-        listeners = self._listeners
-        self._listeners = {}
         try:
             for sock in sockets:
-                self._close_socket(sock, listeners.get(sock))
+                self._loop._stop_serving(sock)
         finally:
             self._serving = False
             fut = self._serving_forever_fut
@@ -142,29 +121,6 @@ class Server(events.AbstractServer):
                 self._serving_forever_fut = None
             if len(self._clients) == 0:
                 self._wakeup()
-
-    def _close_socket(self, sock, listener):
-        # selector_events._stop_serving + unix_events._stop_serving
-        path = None
-        inode = self._unix_inodes.pop(sock, None)
-        if inode is not None:
-            try:
-                path = sock.getsockname()
-            except OSError:
-                path = None
-        if listener is not None:
-            listener.close()
-        sock.close()  # idempotent: a no-op if the listener closed it
-        if path is not None:
-            try:
-                if os.stat(path).st_ino == inode:
-                    os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError as err:
-                logger.error(
-                    "Unable to clean up listening UNIX socket %r: %r", path, err
-                )
 
     def close_clients(self):
         """Close every connection accepted by this server."""

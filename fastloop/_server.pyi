@@ -11,7 +11,6 @@ __all__ = ("Server",)
 class Server(asyncio.AbstractServer):
     _loop: asyncio.AbstractEventLoop
     _sockets: Optional[List[socket.socket]]
-    _listeners: Dict[socket.socket, Any]
     _waiters: Optional[List[asyncio.Future[None]]]
     _protocol_factory: Callable[[], asyncio.BaseProtocol]
     _backlog: int
@@ -20,7 +19,6 @@ class Server(asyncio.AbstractServer):
     _ssl_shutdown_timeout: Optional[float]
     _serving: bool
     _serving_forever_fut: Optional[asyncio.Future[None]]
-    _unix_inodes: Dict[socket.socket, int]
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -30,13 +28,11 @@ class Server(asyncio.AbstractServer):
         backlog: int,
         ssl_handshake_timeout: Optional[float],
         ssl_shutdown_timeout: Optional[float] = None,
-        unix_inodes: Optional[Dict[socket.socket, int]] = None,
     ) -> None: ...
     def _attach(self, transport: asyncio.BaseTransport) -> None: ...
     def _detach(self, transport: asyncio.BaseTransport) -> None: ...
     def _wakeup(self) -> None: ...
     def _start_serving(self) -> None: ...
-    def _close_socket(self, sock: socket.socket, listener: Any) -> None: ...
     def get_loop(self) -> asyncio.AbstractEventLoop: ...
     def is_serving(self) -> bool: ...
     @property

@@ -302,7 +302,9 @@ update_io(fl_udp *self)
         return 0;
     }
     if (m == 0) {
-        fl_io_stop(self->loop, &self->io);
+        /* Stay attached: the fd remains the transport's (add_reader() on
+         * it raises, as asyncio's _ensure_fd_no_transport). */
+        fl_io_pause(self->loop, &self->io);
         return 0;
     }
     return fl_io_start(self->loop, &self->io, m);
@@ -485,9 +487,7 @@ close_fd(fl_udp *self)
         return;
     }
     self->fd_closed = 1;
-    if (self->io.wanted) {
-        fl_io_stop(self->loop, &self->io);
-    }
+    fl_io_stop(self->loop, &self->io); /* detach */
     r = PyObject_CallMethod(self->sock, "close", NULL);
     if (r == NULL) {
         PyErr_WriteUnraisable((PyObject *)self);
@@ -1389,6 +1389,9 @@ udp_init(fl_udp *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     self->initialised = 1;
+    /* The fd is the transport's from now on (asyncio registers it in
+     * loop._transports): attach without watching. */
+    fl_io_pause(self->loop, &self->io);
 
     /* connection_made, then reading, then the waiter: as asyncio. */
     fn = PyObject_GetAttrString(protocol, "connection_made");
@@ -1488,8 +1491,8 @@ udp_dealloc(fl_udp *self)
     if (self->initialised && !self->fd_closed) {
         close_fd(self);
     }
-    else if (self->io.wanted && self->loop != NULL) {
-        fl_io_stop(self->loop, &self->io);
+    else if (self->loop != NULL) {
+        fl_io_stop(self->loop, &self->io); /* detach, if attached */
     }
     udp_clear(self);
     Py_CLEAR(self->sock);

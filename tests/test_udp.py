@@ -1065,6 +1065,25 @@ def test_pause_resume_reading(loop):
     run(loop, main())
 
 
+def test_transport_fd_is_not_available_to_add_reader(loop):
+    async def main():
+        tr, pr = await endpoint(loop, local_addr=("127.0.0.1", 0))
+        fd = tr.get_extra_info("socket").fileno()
+        with pytest.raises(RuntimeError, match="is used by transport"):
+            loop.add_reader(fd, lambda: None)
+        with pytest.raises(RuntimeError, match="is used by transport"):
+            loop.add_writer(fd, lambda: None)
+        if hasattr(tr, "pause_reading") and (
+            type(loop) is not asyncio.SelectorEventLoop or PY311
+        ):
+            tr.pause_reading()
+            with pytest.raises(RuntimeError, match="is used by transport"):
+                loop.add_reader(fd, lambda: None)
+        await close_all(tr)
+
+    run(loop, main())
+
+
 def test_context_of_protocol_callbacks(loop):
     var = contextvars.ContextVar("var", default="unset")
 

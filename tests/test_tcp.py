@@ -628,7 +628,7 @@ def test_half_close(loop):
 
 
 def test_write_eof_after_buffered_data(loop):
-    data = payload(4 * MB, seed=5)
+    data = payload(8 * MB, seed=5)
 
     async def main():
         srv, addr, sprotos = await _server_with(
@@ -808,7 +808,7 @@ def test_close_with_empty_buffer_calls_connection_lost_later(loop):
 
 
 def test_close_flushes_buffer(loop):
-    data = payload(6 * MB, seed=8)
+    data = payload(12 * MB, seed=8)
 
     async def main():
         srv, addr, sprotos = await _server_with(

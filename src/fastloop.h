@@ -9,6 +9,8 @@
 
 #include "compat.h"
 
+#define FL_FREELIST_SIZE 256
+
 #define FL_READ 1u
 #define FL_WRITE 2u
 
@@ -198,6 +200,9 @@ typedef struct fl_loop {
     PyObject *weakreflist;
     char *rbuf; /* shared read buffer of the stream transports */
     int polls_skipped;   /* consecutive non-blocking polls skipped */
+    /* Recycled handle objects (handle.c), [0] Handle, [1] TimerHandle. */
+    PyObject *freelist[2][FL_FREELIST_SIZE];
+    int nfree[2];
     double last_poll;    /* loop time of the last poll */
 
     /* Counters for _stats(). */
@@ -228,6 +233,7 @@ fl_handle_cancelled(PyObject *h)
     return FL_SLOT(h, cancelled) == Py_True;
 }
 void fl_timer_remove(fl_loop *loop, PyObject *th);
+void fl_handle_freelist_clear(fl_loop *loop);
 
 /* io.c */
 int fl_io_init(fl_loop *loop);

@@ -120,12 +120,94 @@ init_common(PyObject *h, fl_state *st, fl_loop *loop, PyObject *cb,
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Allocation with a per-loop free list. A handle is allocated and freed
+ * for every callback (the C Task drops the handle call_soon returns at
+ * once), so recycling the memory saves a malloc/free pair and the generic
+ * subtype dealloc per callback. */
+
+static PyObject *
+alloc_handle(fl_loop *loop, PyTypeObject *tp, int kind)
+{
+    PyObject *h;
+
+    if (loop->nfree[kind] == 0) {
+        return tp->tp_alloc(tp, 0);
+    }
+    h = loop->freelist[kind][--loop->nfree[kind]];
+    /* Its slots were cleared when it was freed; PyObject_Init sets the
+     * type (taking a reference to it) and a reference count of one. */
+    (void)PyObject_Init(h, tp);
+    PyObject_GC_Track(h);
+    return h;
+}
+
+void
+fl_handle_freelist_clear(fl_loop *loop)
+{
+    int k;
+
+    for (k = 0; k < 2; k++) {
+        while (loop->nfree[k] > 0) {
+            PyObject_GC_Del(loop->freelist[k][--loop->nfree[k]]);
+        }
+    }
+}
+
+static int clear_common(PyObject *self, int timer);
+
+static void
+dealloc_common(PyObject *self, int kind)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject **wr = (PyObject **)((char *)self + tp->tp_weaklistoffset);
+    PyObject *loopobj;
+
+    PyObject_GC_UnTrack(self);
+    if (tp->tp_weaklistoffset && *wr != NULL) {
+        PyObject_ClearWeakRefs(self);
+    }
+    /* Keep the loop alive until the memory is parked or freed. */
+    loopobj = FL_SLOT(self, loop);
+    FL_SLOT(self, loop) = NULL;
+    clear_common(self, kind);
+    if (loopobj != NULL && fl_is_loop(loopobj) &&
+        tp == (kind ? ((fl_loop *)loopobj)->state->TimerHandleType
+                    : ((fl_loop *)loopobj)->state->HandleType) &&
+        !((fl_loop *)loopobj)->closed &&
+        ((fl_loop *)loopobj)->nfree[kind] < FL_FREELIST_SIZE)
+    {
+        fl_loop *loop = (fl_loop *)loopobj;
+        if (tp->tp_weaklistoffset) {
+            *wr = NULL;
+        }
+        loop->freelist[kind][loop->nfree[kind]++] = self;
+    }
+    else {
+        tp->tp_free(self);
+    }
+    Py_DECREF(tp);
+    Py_XDECREF(loopobj);
+}
+
+static void
+handle_dealloc(PyObject *self)
+{
+    dealloc_common(self, 0);
+}
+
+static void
+timer_dealloc(PyObject *self)
+{
+    dealloc_common(self, 1);
+}
+
 PyObject *
 fl_handle_new(fl_state *st, fl_loop *loop, PyObject *cb,
               PyObject *const *args, Py_ssize_t nargs, PyObject *context)
 {
     PyTypeObject *tp = st->HandleType;
-    PyObject *h = tp->tp_alloc(tp, 0);
+    PyObject *h = alloc_handle(loop, tp, 0);
 
     if (h == NULL) {
         return NULL;
@@ -143,7 +225,7 @@ fl_timer_new(fl_state *st, fl_loop *loop, double when, PyObject *when_obj,
              PyObject *context)
 {
     PyTypeObject *tp = st->TimerHandleType;
-    PyObject *h = tp->tp_alloc(tp, 0);
+    PyObject *h = alloc_handle(loop, tp, 1);
     fl_timer_extra *x;
 
     if (h == NULL) {
@@ -486,6 +568,7 @@ static PyMethodDef timer_methods[] = {
 
 static PyType_Slot handle_slots[] = {
     {Py_tp_methods, handle_methods},
+    {Py_tp_dealloc, handle_dealloc},
     {Py_tp_traverse, handle_traverse},
     {Py_tp_clear, handle_clear},
     {Py_tp_doc, "A callback scheduled by a fastloop Loop."},
@@ -494,6 +577,7 @@ static PyType_Slot handle_slots[] = {
 
 static PyType_Slot timer_slots[] = {
     {Py_tp_methods, timer_methods},
+    {Py_tp_dealloc, timer_dealloc},
     {Py_tp_traverse, timer_traverse},
     {Py_tp_clear, timer_clear},
     {Py_tp_doc, "A timed callback scheduled by a fastloop Loop."},

@@ -564,6 +564,7 @@ close_core(fl_loop *self)
     self->closed = 1;
     fl_ready_clear(&self->ready);
     fl_heap_clear(&self->timers);
+    fl_handle_freelist_clear(self);
     fl_io_close(self);
     if (self->wakefd >= 0) {
         close(self->wakefd);

@@ -246,9 +246,13 @@ callback_error(fl_udp *self, const char *method)
 static int
 call_soon_method(fl_udp *self, const char *name, PyObject *arg)
 {
-    PyObject *fn = PyObject_GetAttrString((PyObject *)self, name), *h;
+    PyObject *fn, *h;
     int rc;
 
+    if (fl_loop_check_closed(self->loop) < 0) {
+        return -1; /* as loop.call_soon() */
+    }
+    fn = PyObject_GetAttrString((PyObject *)self, name);
     if (fn == NULL) {
         return -1;
     }

@@ -865,6 +865,23 @@ def test_unclosed_transport_resource_warning(loop):
     assert any("unclosed transport" in m for m in msgs), msgs
 
 
+def test_close_after_loop_closed(loop):
+    async def main():
+        tr, pr = await endpoint(loop, local_addr=("127.0.0.1", 0))
+        return tr
+
+    tr = run(loop, main())
+    loop.close()
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        tr.close()
+    assert tr.is_closing()
+    tr.close()  # already closing: nothing to do
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        del tr
+        gc.collect()
+
+
 def test_transport_freed_after_close(loop):
     async def main():
         tr, pr = await endpoint(loop, local_addr=("127.0.0.1", 0))

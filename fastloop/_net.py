@@ -30,6 +30,7 @@ import socket
 import stat
 import sys
 
+from asyncio import base_events
 from asyncio import constants
 from asyncio import exceptions
 from asyncio import protocols
@@ -882,9 +883,13 @@ class NetworkMixin(SockOpsMixin):
         sockets = []
         completed = False
         try:
+            # The socket module is looked up through asyncio.base_events so
+            # that tests patching asyncio's (CPython's test_events) patch
+            # this loop too.
+            socket_module = base_events.socket
             for af, socktype, proto, _canonname, sa in infos:
                 try:
-                    sock = socket.socket(af, socktype, proto)
+                    sock = socket_module.socket(af, socktype, proto)
                 except OSError:
                     # Probably an unsupported family/type/protocol mix.
                     if self.get_debug():

@@ -558,3 +558,49 @@ def test_runner_first_sigint_cancels_main_task(loop_kind):
         import fastloop._core
         assert issubclass(seen[0], fastloop._core.Loop)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Runner: 3.11+")
+def test_runner_second_sigint_raises_keyboardinterrupt(loop_kind):
+    """The main task swallows the first cancellation; the second ^C raises
+    KeyboardInterrupt from the Runner's handler, out of the loop's poll."""
+    seen = []
+
+    async def main():
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            seen.append("first cancel swallowed")
+        await asyncio.sleep(10)  # Runner.close() cancels this one
+
+    def send_twice():
+        kill_self(signal.SIGINT)
+        time.sleep(0.3)
+        kill_self(signal.SIGINT)
+
+    sender = Later(0.3, send_twice)
+    t0 = time.monotonic()
+    try:
+        with asyncio.Runner(loop_factory=lambda: make_loop(loop_kind)) as r:
+            with pytest.raises(KeyboardInterrupt):
+                r.run(main())
+    finally:
+        sender.join()
+    assert time.monotonic() - t0 < PROMPT + 1
+    assert seen == ["first cancel swallowed"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_handler_runs_in_context_of_add_signal_handler(loop):
+    import contextvars
+
+    var = contextvars.ContextVar("var", default="default")
+    seen = []
+    token = var.set("at-add")
+    try:
+        loop.add_signal_handler(signal.SIGUSR1, lambda: seen.append(var.get()))
+    finally:
+        var.reset(token)
+    kill_self(signal.SIGUSR1)
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert seen == ["at-add"]

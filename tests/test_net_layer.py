@@ -755,6 +755,107 @@ def test_tls_handshake_failure(loop, ssl_contexts):
     run(loop, main())
 
 
+class Silent(asyncio.Protocol):
+    """Accepts and never answers (a TLS handshake against it stalls)."""
+
+    transports = []
+
+    def connection_made(self, transport):
+        self.transports.append(transport)
+
+
+def test_tls_handshake_cancelled_closes_socket(loop, ssl_contexts):
+    _, client_ctx = ssl_contexts
+
+    async def main():
+        Silent.transports = []
+        server = await loop.create_server(Silent, "127.0.0.1", 0)
+        task = loop.create_task(
+            loop.create_connection(
+                asyncio.Protocol,
+                *server.sockets[0].getsockname(),
+                ssl=client_ctx,
+                server_hostname="localhost",
+            )
+        )
+        while not Silent.transports:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The client side goes away: the server sees EOF.
+        tr = Silent.transports[0]
+        for _ in range(200):
+            if tr.is_closing():
+                break
+            tr.write(b"")  # no-op; just wait for the EOF to close it
+            await asyncio.sleep(0.005)
+        for t in Silent.transports:
+            t.close()
+        await close_server(server)
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    run(loop, main())
+
+
+def test_tls_handshake_timeout(loop, ssl_contexts):
+    _, client_ctx = ssl_contexts
+
+    async def main():
+        Silent.transports = []
+        server = await loop.create_server(Silent, "127.0.0.1", 0)
+        with pytest.raises((ConnectionAbortedError, asyncio.TimeoutError)):
+            await loop.create_connection(
+                asyncio.Protocol,
+                *server.sockets[0].getsockname(),
+                ssl=client_ctx,
+                server_hostname="localhost",
+                ssl_handshake_timeout=0.1,
+            )
+        for t in Silent.transports:
+            t.close()
+        await close_server(server)
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    run(loop, main())
+
+
+def test_connect_accepted_socket_tls(loop, ssl_contexts):
+    server_ctx, client_ctx = ssl_contexts
+
+    async def main():
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen()
+        lsock.setblocking(False)
+        accept = loop.create_task(loop.sock_accept(lsock))
+        client = loop.create_task(
+            asyncio.open_connection(
+                *lsock.getsockname(), ssl=client_ctx, server_hostname="localhost"
+            )
+        )
+        conn, _ = await accept
+        lsock.close()
+        tr, pr = await loop.connect_accepted_socket(
+            lambda: Collect(loop, 4), conn, ssl=server_ctx
+        )
+        reader, writer = await client
+        writer.write(b"tls!")
+        await pr.enough
+        assert bytes(pr.data) == b"tls!"
+        tr.write(b"back")
+        assert await reader.readexactly(4) == b"back"
+        writer.close()
+        await pr.done
+        tr.close()
+        await asyncio.sleep(0.01)
+
+    run(loop, main())
+
+
 @pytest.mark.skipif(not PY311, reason="StreamWriter.start_tls is 3.11+")
 def test_start_tls_streams(loop, ssl_contexts):
     server_ctx, client_ctx = ssl_contexts
@@ -1049,6 +1150,32 @@ def test_sock_recv_cancel_unregisters(loop, tcp_pair):
         assert loop.remove_reader(b.fileno()) is False
         await loop.sock_sendall(a, b"again")
         assert await loop.sock_recv(b, 10) == b"again"
+
+    run(loop, main())
+
+
+def test_sock_accept_and_connect_cancelled(loop):
+    async def main():
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(1)
+        lsock.setblocking(False)
+        t = loop.create_task(loop.sock_accept(lsock))
+        await asyncio.sleep(0.01)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        await asyncio.sleep(0)
+        assert loop.remove_reader(lsock.fileno()) is False
+        # a later accept still works
+        c = socket.socket()
+        c.setblocking(False)
+        t = loop.create_task(loop.sock_accept(lsock))
+        await loop.sock_connect(c, lsock.getsockname())
+        conn, _ = await t
+        conn.close()
+        c.close()
+        lsock.close()
 
     run(loop, main())
 

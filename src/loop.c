@@ -867,7 +867,43 @@ get_clock_resolution(fl_loop *self, void *c)
     return PyFloat_FromDouble(self->clock_resolution);
 }
 
+/* Snapshots for code that peeks at asyncio's private queues (monitoring
+ * tools read len(loop._ready) and loop._scheduled). Read-only copies. */
+static PyObject *
+get_ready(fl_loop *self, void *c)
+{
+    PyObject *l = PyList_New(self->ready.len);
+    Py_ssize_t i;
+
+    if (l == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < self->ready.len; i++) {
+        PyObject *h = self->ready.items[(self->ready.head + i) &
+                                        (self->ready.cap - 1)];
+        PyList_SET_ITEM(l, i, Py_NewRef(h));
+    }
+    return l;
+}
+
+static PyObject *
+get_scheduled(fl_loop *self, void *c)
+{
+    PyObject *l = PyList_New(self->timers.len);
+    Py_ssize_t i;
+
+    if (l == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < self->timers.len; i++) {
+        PyList_SET_ITEM(l, i, Py_NewRef(self->timers.items[i]));
+    }
+    return l;
+}
+
 static PyGetSetDef loop_getset[] = {
+    {"_ready", (getter)get_ready, NULL, NULL, NULL},
+    {"_scheduled", (getter)get_scheduled, NULL, NULL, NULL},
     {"slow_callback_duration", (getter)get_slow, (setter)set_slow, NULL,
      NULL},
     {"_thread_id", (getter)get_thread_id, NULL, NULL, NULL},

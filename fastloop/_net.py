@@ -184,6 +184,28 @@ def _protocol_paused(transport):
         return False
 
 
+class _PlainTaskLoop:
+    """A view of a loop whose create_task() ignores the task factory.
+
+    Given to asyncio.staggered.staggered_race(): its bookkeeping assumes
+    that a new task does not start running before create_task() returns,
+    which an eager task factory breaks (AssertionError on 3.12/3.13.0).
+    """
+
+    __slots__ = ("_loop",)
+
+    def __init__(self, loop):
+        self._loop = loop
+
+    def create_task(self, coro, *, name=None, context=None):
+        if context is not None:
+            return tasks.Task(coro, loop=self._loop, name=name, context=context)
+        return tasks.Task(coro, loop=self._loop, name=name)
+
+    def __getattr__(self, name):
+        return getattr(self._loop, name)
+
+
 class _SendfileFallbackProtocol(protocols.Protocol):
     """Stands in for the protocol of a transport while sendfile() writes
     chunks to it (base_events._SendfileFallbackProtocol, without its
@@ -668,6 +690,10 @@ class NetworkMixin(SockOpsMixin):
                 except OSError:
                     continue
         else:
+            # With a task factory (eager_task_factory) the staggered_race of
+            # 3.12.1/3.13.0 fails an assertion: its helper tasks are made
+            # without the factory.
+            race_loop = self if self.get_task_factory() is None else _PlainTaskLoop(self)
             sock = (
                 await staggered.staggered_race(
                     [
@@ -677,7 +703,7 @@ class NetworkMixin(SockOpsMixin):
                         for addrinfo in infos
                     ],
                     happy_eyeballs_delay,
-                    loop=self,
+                    loop=race_loop,
                 )
             )[0]
 

@@ -428,6 +428,36 @@ def test_create_connection_tries_next_address(loop, delay):
         bad.close()
 
 
+@pytest.mark.skipif(not PY312, reason="eager_task_factory is 3.12+")
+def test_happy_eyeballs_with_eager_task_factory(loop):
+    if not is_fastloop(loop):
+        pytest.skip("asyncio's staggered_race asserts with eager tasks (3.12.1/3.13.0)")
+    bad, bad_addr = refused_address()
+
+    async def main():
+        loop.set_task_factory(asyncio.eager_task_factory)
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        good_addr = server.sockets[0].getsockname()
+        patch_getaddrinfo(
+            loop,
+            [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", bad_addr),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", good_addr),
+            ],
+        )
+        tr, _ = await loop.create_connection(
+            asyncio.Protocol, "name.invalid", 1, happy_eyeballs_delay=0.05
+        )
+        assert tr.get_extra_info("peername") == good_addr
+        tr.close()
+        await close_server(server)
+
+    try:
+        run(loop, main())
+    finally:
+        bad.close()
+
+
 def test_create_connection_local_addr(loop):
     async def main():
         server = await loop.create_server(Echo, "127.0.0.1", 0)

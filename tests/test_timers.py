@@ -49,7 +49,8 @@ def rss_bytes():
 # return values, when()
 
 
-@pytest.mark.parametrize("delay", [0, 0.0, -1, -0.5, 0.001, 1, 3600])
+@pytest.mark.parametrize("delay", [0, 0.0, -1, -0.5, 1e-6, 0.0004, 0.0005,
+                                   0.001, 0.0015, 1, 3600])
 def test_call_later_returns_timerhandle(loop, delay):
     t0 = loop.time()
     h = loop.call_later(delay, noop)
@@ -113,16 +114,19 @@ def test_timers_never_fire_early(loop):
               0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03]
     fired = []
 
-    def cb(h_box):
-        fired.append((loop.time(), time.monotonic(), h_box[0].when()))
+    def cb(h_box, earliest):
+        fired.append((loop.time(), time.monotonic(), h_box[0].when(),
+                      earliest))
 
     for d in delays:
         box = []
-        box.append(loop.call_later(d, cb, box))
+        earliest = loop.time() + d  # the loop's own "now" is later
+        box.append(loop.call_later(d, cb, box, earliest))
     loop.call_later(max(delays) + 0.001, loop.stop)
     loop.run_forever()
     assert len(fired) == len(delays)
-    for lt, mono, when in fired:
+    for lt, mono, when, earliest in fired:
+        assert when >= earliest
         assert lt >= when - CLOCK_RES, "timer fired %.6fs early" % (when - lt)
         assert mono >= when - CLOCK_RES
 

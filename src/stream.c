@@ -13,14 +13,12 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <structmember.h>
 
 #define READ_SIZE (256 * 1024)
 #define HIGH_WATER (64 * 1024)
-#define MAX_IOV 1024
 #define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
 
 #define ST(self) ((self)->loop->state)
@@ -185,7 +183,7 @@ wanted_mask(fl_stream *self)
     if (self->reading && !self->paused && !self->closing) {
         m |= FL_READ;
     }
-    if (self->wlen && !self->conn_lost) {
+    if (self->wbuf.len && !self->conn_lost) {
         m |= FL_WRITE;
     }
     return m;
@@ -221,99 +219,14 @@ update_io_noerr(fl_stream *self)
 }
 
 /* ------------------------------------------------------------------ */
-/* Write buffer                                                        */
-
-static int
-wbuf_push(fl_stream *self, PyObject *bytes, Py_ssize_t off)
-{
-    if (self->wlen == self->wcap) {
-        Py_ssize_t ncap = self->wcap ? self->wcap * 2 : 16, i;
-        fl_wchunk *n = PyMem_Malloc(ncap * sizeof(fl_wchunk));
-        if (n == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (i = 0; i < self->wlen; i++) {
-            n[i] = self->wbuf[(self->whead + i) % self->wcap];
-        }
-        PyMem_Free(self->wbuf);
-        self->wbuf = n;
-        self->whead = 0;
-        self->wcap = ncap;
-    }
-    self->wbuf[(self->whead + self->wlen) % self->wcap].obj = Py_NewRef(bytes);
-    self->wbuf[(self->whead + self->wlen) % self->wcap].off = off;
-    self->wlen++;
-    self->wsize += PyBytes_GET_SIZE(bytes) - off;
-    return 0;
-}
-
-static void
-wbuf_clear(fl_stream *self)
-{
-    while (self->wlen) {
-        PyObject *o = self->wbuf[self->whead].obj;
-        self->wbuf[self->whead].obj = NULL;
-        self->whead = (self->whead + 1) % self->wcap;
-        self->wlen--;
-        Py_DECREF(o);
-    }
-    self->wsize = 0;
-}
-
-/* Drops n sent bytes from the front of the buffer. */
-static void
-wbuf_consume(fl_stream *self, Py_ssize_t n)
-{
-    self->wsize -= n;
-    while (n > 0 && self->wlen) {
-        fl_wchunk *c = &self->wbuf[self->whead];
-        Py_ssize_t left = PyBytes_GET_SIZE(c->obj) - c->off;
-        if (n < left) {
-            c->off += n;
-            return;
-        }
-        n -= left;
-        Py_CLEAR(c->obj);
-        self->whead = (self->whead + 1) % self->wcap;
-        self->wlen--;
-    }
-}
-
-/* One writev of the pending chunks. Returns bytes sent or -errno. */
-static ssize_t
-wbuf_send(fl_stream *self)
-{
-    struct iovec iov[MAX_IOV];
-    Py_ssize_t i, n = self->wlen < MAX_IOV ? self->wlen : MAX_IOV;
-    ssize_t r;
-
-    for (i = 0; i < n; i++) {
-        fl_wchunk *c = &self->wbuf[(self->whead + i) % self->wcap];
-        iov[i].iov_base = PyBytes_AS_STRING(c->obj) + c->off;
-        iov[i].iov_len = (size_t)(PyBytes_GET_SIZE(c->obj) - c->off);
-    }
-    do {
-        if (n == 1) {
-            r = send(self->io.fd, iov[0].iov_base, iov[0].iov_len,
-                     MSG_NOSIGNAL);
-        }
-        else {
-            struct msghdr mh = {0};
-            mh.msg_iov = iov;
-            mh.msg_iovlen = (size_t)n;
-            r = sendmsg(self->io.fd, &mh, MSG_NOSIGNAL);
-        }
-    } while (r < 0 && errno == EINTR);
-    return r < 0 ? -errno : r;
-}
+/* Flow control                                                        */
 
 static void
 maybe_pause_protocol(fl_stream *self)
 {
     PyObject *r;
 
-    if (self->wsize <= self->high || self->protocol_paused) {
+    if (self->wbuf.size <= self->high || self->protocol_paused) {
         return;
     }
     self->protocol_paused = 1;
@@ -338,7 +251,7 @@ maybe_resume_protocol(fl_stream *self)
 {
     PyObject *r;
 
-    if (!self->protocol_paused || self->wsize > self->low) {
+    if (!self->protocol_paused || self->wbuf.size > self->low) {
         return;
     }
     self->protocol_paused = 0;
@@ -420,8 +333,8 @@ force_close(fl_stream *self, PyObject *exc)
     if (self->conn_lost) {
         return;
     }
-    if (self->wlen) {
-        wbuf_clear(self);
+    if (self->wbuf.len) {
+        fl_wbuf_clear(&self->wbuf);
     }
     self->closing = 1;
     self->conn_lost++;
@@ -451,7 +364,7 @@ stream_call_connection_lost(fl_stream *self, PyObject *exc)
         r = Py_NewRef(Py_None);
     }
     fail_empty_waiter(self, exc);
-    wbuf_clear(self);
+    fl_wbuf_clear(&self->wbuf);
     close_fd(self);
     Py_CLEAR(self->protocol);
     Py_CLEAR(self->data_received);
@@ -624,16 +537,16 @@ on_writable(fl_stream *self)
 {
     ssize_t n;
 
-    if (self->conn_lost || self->wlen == 0) {
+    if (self->conn_lost || self->wbuf.len == 0) {
         return update_io(self);
     }
-    n = wbuf_send(self);
+    n = fl_wbuf_write(&self->wbuf, self->io.fd, 1);
     if (n == -EAGAIN || n == -EWOULDBLOCK) {
         return 0;
     }
     if (n < 0) {
         PyObject *exc;
-        wbuf_clear(self);
+        fl_wbuf_clear(&self->wbuf);
         update_io_noerr(self);
         errno = (int)-n;
         PyErr_SetFromErrno(PyExc_OSError);
@@ -655,9 +568,9 @@ on_writable(fl_stream *self)
         Py_DECREF(exc);
         return 0;
     }
-    wbuf_consume(self, n);
+    fl_wbuf_consume(&self->wbuf, n);
     maybe_resume_protocol(self);
-    if (self->wlen == 0) {
+    if (self->wbuf.len == 0) {
         update_io_noerr(self);
         if (self->empty_waiter != NULL) {
             PyObject *r = PyObject_CallMethod(self->empty_waiter,
@@ -755,7 +668,7 @@ stream_write(fl_stream *self, PyObject *data)
         self->conn_lost++;
         Py_RETURN_NONE;
     }
-    if (self->wlen == 0) {
+    if (self->wbuf.len == 0) {
         /* Nothing queued: try to send right away. */
         do {
             n = send(self->io.fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
@@ -791,7 +704,7 @@ stream_write(fl_stream *self, PyObject *data)
     if (bytes == NULL) {
         return NULL;
     }
-    if (wbuf_push(self, bytes, n) < 0) {
+    if (fl_wbuf_push(&self->wbuf, bytes, n) < 0) {
         Py_DECREF(bytes);
         return NULL;
     }
@@ -843,7 +756,7 @@ stream_writelines(fl_stream *self, PyObject *lines)
         }
         Py_RETURN_NONE;
     }
-    was_empty = self->wlen == 0;
+    was_empty = self->wbuf.len == 0;
     it = PyObject_GetIter(lines);
     if (it == NULL) {
         return NULL;
@@ -871,7 +784,7 @@ stream_writelines(fl_stream *self, PyObject *lines)
             Py_DECREF(it);
             return NULL;
         }
-        if (PyBytes_GET_SIZE(b) && wbuf_push(self, b, 0) < 0) {
+        if (PyBytes_GET_SIZE(b) && fl_wbuf_push(&self->wbuf, b, 0) < 0) {
             Py_DECREF(b);
             Py_DECREF(it);
             return NULL;
@@ -882,13 +795,13 @@ stream_writelines(fl_stream *self, PyObject *lines)
     if (PyErr_Occurred()) {
         return NULL;
     }
-    if (was_empty && self->wlen) {
-        ssize_t n = wbuf_send(self);
+    if (was_empty && self->wbuf.len) {
+        ssize_t n = fl_wbuf_write(&self->wbuf, self->io.fd, 1);
         if (n >= 0) {
-            wbuf_consume(self, n);
+            fl_wbuf_consume(&self->wbuf, n);
         }
         else if (n != -EAGAIN && n != -EWOULDBLOCK) {
-            wbuf_clear(self);
+            fl_wbuf_clear(&self->wbuf);
             if (fatal_errno(self, (int)-n,
                             "Fatal write error on socket transport") < 0)
             {
@@ -914,7 +827,7 @@ stream_write_eof(fl_stream *self, PyObject *unused)
         Py_RETURN_NONE;
     }
     self->eof = 1;
-    if (self->wlen == 0 && !self->fd_closed &&
+    if (self->wbuf.len == 0 && !self->fd_closed &&
         shutdown(self->io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
     {
         PyErr_SetFromErrno(PyExc_OSError);
@@ -940,7 +853,7 @@ stream_close(fl_stream *self, PyObject *unused)
     }
     self->closing = 1;
     Py_INCREF(self);
-    if (self->wlen == 0) {
+    if (self->wbuf.len == 0) {
         self->conn_lost++;
         update_io_noerr(self);
         if (call_soon_method(self, "_call_connection_lost", Py_None) < 0) {
@@ -1095,7 +1008,7 @@ stream_get_write_buffer_limits(fl_stream *self, PyObject *unused)
 static PyObject *
 stream_get_write_buffer_size(fl_stream *self, PyObject *unused)
 {
-    return PyLong_FromSsize_t(self->wsize);
+    return PyLong_FromSsize_t(self->wbuf.size);
 }
 
 static int
@@ -1305,7 +1218,7 @@ stream_make_empty_waiter(fl_stream *self, PyObject *unused)
     if (f == NULL) {
         return NULL;
     }
-    if (self->wlen == 0) {
+    if (self->wbuf.len == 0) {
         PyObject *r = PyObject_CallMethod(f, "set_result", "O", Py_None);
         if (r == NULL) {
             Py_DECREF(f);
@@ -1335,7 +1248,7 @@ stream_repr(fl_stream *self)
     return PyUnicode_FromFormat(
         "<%s%s fd=%d read=%s write=<%s, bufsize=%zd>>",
         Py_TYPE(self)->tp_name, state, self->fd_closed ? -1 : self->io.fd,
-        rd, self->wlen ? "polling" : "idle", self->wsize);
+        rd, self->wbuf.len ? "polling" : "idle", self->wbuf.size);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1547,8 +1460,6 @@ fl_stream_accepted(fl_loop *loop, int fd, int family, int socktype,
 static int
 stream_traverse(fl_stream *self, visitproc visit, void *arg)
 {
-    Py_ssize_t i;
-
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->extra);
     Py_VISIT(self->loop);
@@ -1561,16 +1472,13 @@ stream_traverse(fl_stream *self, visitproc visit, void *arg)
     Py_VISIT(self->buffer_updated);
     Py_VISIT(self->empty_waiter);
     Py_VISIT(self->dict);
-    for (i = 0; i < self->wlen; i++) {
-        Py_VISIT(self->wbuf[(self->whead + i) % self->wcap].obj);
-    }
-    return 0;
+    return fl_wbuf_traverse(&self->wbuf, visit, arg);
 }
 
 static int
 stream_clear(fl_stream *self)
 {
-    wbuf_clear(self);
+    fl_wbuf_clear(&self->wbuf);
     Py_CLEAR(self->extra);
     Py_CLEAR(self->protocol);
     Py_CLEAR(self->server);
@@ -1625,7 +1533,7 @@ stream_dealloc(fl_stream *self)
     stream_clear(self);
     Py_CLEAR(self->sock);
     Py_CLEAR(self->loop);
-    PyMem_Free(self->wbuf);
+    fl_wbuf_free(&self->wbuf);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }

@@ -4,11 +4,7 @@
 #define FASTLOOP_STREAM_H
 
 #include "fastloop.h"
-
-typedef struct {
-    PyObject *obj;  /* bytes: immutable, so a reference is enough */
-    Py_ssize_t off; /* bytes of obj already sent */
-} fl_wchunk;
+#include "wbuf.h"
 
 typedef struct {
     PyObject_HEAD
@@ -26,9 +22,7 @@ typedef struct {
     PyObject *weakreflist;
     PyObject *dict;
 
-    fl_wchunk *wbuf; /* ring buffer of pending chunks */
-    Py_ssize_t whead, wlen, wcap;
-    Py_ssize_t wsize; /* pending bytes */
+    fl_wbuf wbuf; /* pending chunks */
     Py_ssize_t high, low;
 
     int family, socktype, proto;

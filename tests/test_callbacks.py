@@ -1069,3 +1069,103 @@ def test_exception_handler_schedules_and_cancels(loop):
     run_once(loop)
     run_once(loop)
     assert out == ["handler", "from-handler"]
+
+
+# --------------------------------------------------------------------------
+# reference counting (catches refcount leaks in the C paths)
+
+
+def _refcounts(*objs):
+    gc.collect()
+    return [sys.getrefcount(o) for o in objs]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["nodebug", "debug"])
+@pytest.mark.parametrize("method", ["call_soon", "call_later", "call_at",
+                                    "call_soon_threadsafe"])
+def test_no_reference_leaks(loop, method, debug):
+    loop.set_debug(debug)
+
+    class Arg:
+        pass
+
+    arg = Arg()
+    ctx = contextvars.copy_context()
+    calls = [0]
+
+    def cb(a):
+        calls[0] += 1
+
+    def schedule(**kw):
+        if method == "call_soon":
+            return loop.call_soon(cb, arg, **kw)
+        if method == "call_later":
+            return loop.call_later(0, cb, arg, **kw)
+        if method == "call_at":
+            return loop.call_at(loop.time(), cb, arg, **kw)
+        return loop.call_soon_threadsafe(cb, arg, **kw)
+
+    def round_trip(n):
+        for _ in range(n):
+            schedule()
+            schedule(context=ctx)
+            schedule().cancel()
+            schedule(context=ctx).cancel()
+        run_once(loop)
+
+    round_trip(10)  # warm-up (caches, free lists)
+    before = _refcounts(arg, cb, ctx, loop, Arg)
+    calls[0] = 0
+    round_trip(500)
+    after = _refcounts(arg, cb, ctx, loop, Arg)
+    assert calls[0] == 1000
+    assert after == before, "refcounts (arg, cb, ctx, loop, type) changed"
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["nodebug", "debug"])
+def test_no_reference_leaks_on_error_path(loop, debug, caplog):
+    loop.set_debug(debug)
+    seen = [0]
+
+    def handler(lp, context):
+        seen[0] += 1
+
+    class Arg:
+        pass
+
+    arg = Arg()
+    exc = Boom("shared")
+
+    def cb(a):
+        raise exc
+
+    def round_trip(n):
+        for _ in range(n):
+            loop.call_soon(cb, arg)
+            loop.call_later(0, cb, arg)
+        run_once(loop)
+
+    loop.set_exception_handler(handler)
+    round_trip(10)
+    exc.__traceback__ = None
+    before = _refcounts(arg, cb, exc, handler, loop)
+    seen[0] = 0
+    round_trip(300)
+    exc.__traceback__ = None
+    after = _refcounts(arg, cb, exc, handler, loop)
+    assert seen[0] == 600
+    assert after == before, "refcounts (arg, cb, exc, handler, loop) changed"
+
+
+@pytest.mark.parametrize("exc_type", [StopIteration, GeneratorExit,
+                                      asyncio.CancelledError, RecursionError,
+                                      MemoryError, asyncio.InvalidStateError])
+def test_other_exception_types_go_to_handler(loop, exc_type):
+    errors = collect_errors(loop)
+    out = []
+    exc = exc_type()
+    loop.call_soon(raiser(exc))
+    loop.call_soon(out.append, "after")
+    run_once(loop)
+    assert out == ["after"]
+    assert [e["exception"] for e in errors] == [exc]

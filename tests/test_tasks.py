@@ -722,3 +722,53 @@ def test_run_coroutine_threadsafe(loop):
     loop.run_forever()
     th.join()
     assert results == [9]
+
+
+# --------------------------------------------------------------------------
+# reference counting
+
+
+def _refcounts(*objs):
+    gc.collect()
+    return [sys.getrefcount(o) for o in objs]
+
+
+@pytest.mark.parametrize("with_factory", [False, True],
+                         ids=["default", "factory"])
+def test_no_reference_leaks_tasks_futures(loop, with_factory):
+    class Arg:
+        pass
+
+    arg = Arg()
+
+    async def body(a):
+        await asyncio.sleep(0)
+        return a
+
+    def factory(lp, coro, **kwargs):
+        return asyncio.Task(coro, loop=lp, **kwargs)
+
+    if with_factory:
+        loop.set_task_factory(factory)
+
+    async def main(n):
+        for _ in range(n):
+            f = loop.create_future()
+            f.set_result(arg)
+            await f
+            t = loop.create_task(body(arg), name="t")
+            assert await t is arg
+            t = loop.create_task(body(arg))
+            t.cancel()
+            try:
+                await t
+            except asyncio.CancelledError:
+                pass
+
+    loop.run_until_complete(main(10))
+    before = _refcounts(arg, loop, body, factory)
+    loop.run_until_complete(main(300))
+    for _ in range(50):
+        loop.run_until_complete(body(arg))
+    after = _refcounts(arg, loop, body, factory)
+    assert after == before, "refcounts (arg, loop, body, factory) changed"

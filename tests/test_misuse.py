@@ -588,3 +588,33 @@ def test_callback_keeps_loop_alive_cycle(loop_kind):
     del lp
     gc.collect()
     assert ref() is None
+
+
+# --------------------------------------------------------------------------
+# signatures: asyncio's parameters can be passed by keyword
+
+
+def test_callback_params_by_keyword(loop):
+    """asyncio: call_soon(self, callback, *args, context=None) etc. -- the
+    named parameters are ordinary (not positional-only) parameters."""
+    out = []
+    loop.call_soon(callback=lambda: out.append("soon"))
+    loop.call_soon_threadsafe(callback=lambda: out.append("threadsafe"))
+    loop.call_later(delay=0, callback=lambda: out.append("later"))
+    loop.call_later(0, callback=lambda: out.append("later2"))
+    loop.call_at(when=loop.time(), callback=lambda: out.append("at"))
+    loop.call_later(0.002, loop.stop)
+    loop.run_forever()
+    assert sorted(out) == ["at", "later", "later2", "soon", "threadsafe"]
+
+
+def test_reader_params_by_keyword(loop):
+    r, w = os.pipe()
+    try:
+        loop.add_reader(fd=r, callback=noop)
+        loop.add_writer(fd=w, callback=noop)
+        assert loop.remove_reader(fd=r) is True
+        assert loop.remove_writer(fd=w) is True
+    finally:
+        os.close(r)
+        os.close(w)

@@ -576,6 +576,120 @@ def test_write_type_errors_and_empty(loop):
     run(loop, main())
 
 
+def test_writelines_more_buffers_than_iov_max(loop):
+    # Thousands of small buffers queued while the peer doesn't read:
+    # flushed in order however the transport batches them (IOV_MAX is 1024).
+    pieces = [b"%06d," % i for i in range(5000)]
+
+    async def main():
+        srv, addr, sprotos = await _server_with(
+            loop, lambda: Proto(loop, pause_on_made=True)
+        )
+        p = Proto(loop)
+        tr, _ = await loop.create_connection(lambda: p, *addr)
+        await accepted(sprotos)
+        sp = sprotos[0]
+        tr.write(payload(8 * MB, seed=10))  # fill the kernel buffers
+        assert tr.get_write_buffer_size() > 0
+        tr.writelines(pieces)
+        for piece in pieces:
+            tr.write(piece)
+        tail = b"".join(pieces) * 2
+        sp.transport.resume_reading()
+        data = await sp.wait_bytes(8 * MB + len(tail))
+        assert data[8 * MB :] == tail
+        await wait_until(lambda: tr.get_write_buffer_size() == 0)
+        tr.close()
+        await p.lost
+        await close_server(srv, sprotos)
+
+    run(loop, main(), timeout=60)
+
+
+def test_producer_driven_by_resume_writing(loop):
+    """The classic producer: write until pause_writing(), continue from
+    resume_writing() (which runs while the transport is flushing)."""
+    N = 16 * MB
+    data = payload(N, seed=13)
+    CHUNK = 100_000
+
+    class Producer(Proto):
+        def __init__(self, loop):
+            super().__init__(loop)
+            self.pos = 0
+            self.paused = False
+            self.done = loop.create_future()
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self.produce()
+
+        def produce(self):
+            while not self.paused and self.pos < N:
+                self.transport.write(data[self.pos : self.pos + CHUNK])
+                self.pos += CHUNK
+            if self.pos >= N and not self.done.done():
+                self.done.set_result(None)
+
+        def pause_writing(self):
+            super().pause_writing()
+            self.paused = True
+
+        def resume_writing(self):
+            super().resume_writing()
+            self.paused = False
+            self.produce()  # writes from inside the transport's flush
+
+    async def main():
+        sprotos = []
+        srv = await loop.create_server(
+            lambda: sprotos.append(Producer(loop)) or sprotos[-1], "127.0.0.1", 0
+        )
+        p = Throttled(loop)
+        tr, _ = await loop.create_connection(lambda: p, *srv.sockets[0].getsockname())
+        assert await p.wait_bytes(N) == data
+        sp = sprotos[0]
+        await sp.done
+        assert len(sp.pauses) >= 2
+        _check_flow_events(sp.events, sp.pauses, sp.resumes, HIGH, LOW)
+        tr.close()
+        await p.lost
+        await sp.lost
+        await close_server(srv)
+
+    run(loop, main(), timeout=60)
+
+
+def test_close_inside_data_received_stops_delivery(loop):
+    class Closer(Proto):
+        def data_received(self, data):
+            super().data_received(data)
+            self.transport.close()
+
+    async def main():
+        sprotos = []
+        srv = await loop.create_server(
+            lambda: sprotos.append(Closer(loop)) or sprotos[-1], "127.0.0.1", 0
+        )
+        p = Proto(loop)
+        tr, _ = await loop.create_connection(lambda: p, *srv.sockets[0].getsockname())
+        tr.write(b"first")
+        await accepted(sprotos)
+        sp = sprotos[0]
+        await wait_until(lambda: sp.data)
+        for _ in range(5):
+            tr.write(b"more")
+            await asyncio.sleep(0.01)
+        assert await sp.lost is None
+        assert sp.chunks == 1
+        assert sp.events == ["made", "data", "lost"]
+        exc = await p.lost
+        assert exc is None or isinstance(exc, OSError)
+        await close_server(srv)
+
+    run(loop, main())
+
+
 # --------------------------------------------------------------------------
 # half-close
 
@@ -973,6 +1087,157 @@ def test_pause_writing_exception_goes_to_handler(loop):
     assert isinstance(errors[0]["exception"], ValueError)
     assert isinstance(errors[1]["exception"], KeyError)
     assert all("transport" in e and "protocol" in e for e in errors)
+
+
+def test_connection_made_exception_goes_to_handler(loop):
+    errors = record_errors(loop)
+
+    class P(Proto):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            raise ValueError("in connection_made")
+
+    async def main():
+        srv, addr, sprotos = await echo_server(loop)
+        p = P(loop)
+        # connection_made() is a plain callback: its error is reported and
+        # the connection carries on.
+        tr, _ = await loop.create_connection(lambda: p, *addr)
+        tr.write(b"still works")
+        assert await p.wait_bytes(11) == b"still works"
+        tr.close()
+        assert await p.lost is None
+        await close_server(srv, sprotos)
+
+    run(loop, main())
+    assert len(errors) == 1, errors
+    assert isinstance(errors[0]["exception"], ValueError)
+    assert errors[0]["message"].startswith("Exception in callback")
+    errors.clear()
+
+
+def test_connection_lost_exception_still_closes_socket(loop):
+    errors = record_errors(loop)
+
+    class P(Proto):
+        def connection_lost(self, exc):
+            super().connection_lost(exc)
+            raise ValueError("in connection_lost")
+
+    async def main():
+        srv, addr, sprotos = await echo_server(loop)
+        p = P(loop)
+        tr, _ = await loop.create_connection(lambda: p, *addr)
+        fd = tr.get_extra_info("socket").fileno()
+        tr.close()
+        await p.lost
+        await asyncio.sleep(0)
+        # The socket is closed although connection_lost() raised.
+        import os
+
+        with pytest.raises(OSError):
+            os.fstat(fd)
+        await close_server(srv, sprotos)
+
+    run(loop, main())
+    assert [type(e.get("exception")) for e in errors] == [ValueError]
+    errors.clear()
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="asyncio 3.9/3.10 start reading even if connection_made() paused",
+)
+def test_pause_reading_in_connection_made_holds(loop):
+    class P(Proto):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            transport.pause_reading()
+
+    async def main():
+        sprotos = []
+        srv = await loop.create_server(
+            lambda: sprotos.append(P(loop)) or sprotos[-1], "127.0.0.1", 0
+        )
+        p = Proto(loop)
+        tr, _ = await loop.create_connection(lambda: p, *srv.sockets[0].getsockname())
+        tr.write(b"early data")
+        await wait_until(lambda: sprotos and sprotos[0].made.done())
+        await asyncio.sleep(0.05)
+        sp = sprotos[0]
+        assert sp.data == b""
+        assert not sp.transport.is_reading()
+        sp.transport.resume_reading()
+        assert await sp.wait_bytes(10) == b"early data"
+        tr.close()
+        await p.lost
+        await sp.lost
+        await close_server(srv)
+
+    run(loop, main())
+
+
+def test_buffered_protocol_pause_in_buffer_updated(loop):
+    data = payload(2 * MB, seed=9)
+
+    class P(BufProto):
+        paused = False
+
+        def buffer_updated(self, nbytes):
+            assert not self.paused, "buffer_updated() while paused"
+            super().buffer_updated(nbytes)
+            if self.updates % 10 == 0:
+                self.paused = True
+                self.transport.pause_reading()
+                self.loop.call_later(0.001, self._resume)
+
+        def _resume(self):
+            self.paused = False
+            self.transport.resume_reading()
+
+        def eof_received(self):
+            super().eof_received()
+            return True  # keep open: we still answer
+
+    async def main():
+        sp = []
+        srv = await loop.create_server(
+            lambda: sp.append(P(loop, 8192)) or sp[-1], "127.0.0.1", 0
+        )
+        p = Proto(loop)
+        tr, _ = await loop.create_connection(lambda: p, *srv.sockets[0].getsockname())
+        tr.write(data)
+        tr.write_eof()
+        await sp[0].eof
+        assert bytes(sp[0].data) == data
+        assert not sp[0].transport.is_closing()
+        sp[0].transport.write(b"done")
+        sp[0].transport.close()
+        assert await p.wait_bytes(4) == b"done"
+        await p.lost
+        await sp[0].lost
+        await close_server(srv)
+
+    run(loop, main())
+
+
+def test_close_after_loop_closed_raises(loop):
+    async def main():
+        srv, addr, sprotos = await echo_server(loop)
+        tr, _ = await loop.create_connection(asyncio.Protocol, *addr)
+        await accepted(sprotos)
+        srv.close()
+        return tr
+
+    tr = run(loop, main())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        loop.close()
+        # Like call_soon() on a closed loop.
+        with pytest.raises(RuntimeError):
+            tr.close()
+        del tr
+        gc.collect()
 
 
 # --------------------------------------------------------------------------

@@ -1169,3 +1169,92 @@ def test_other_exception_types_go_to_handler(loop, exc_type):
     run_once(loop)
     assert out == ["after"]
     assert [e["exception"] for e in errors] == [exc]
+
+
+# --------------------------------------------------------------------------
+# loop attributes shared with asyncio; fastloop core internals
+
+
+def test_current_handle_in_debug_mode(loop):
+    loop.set_debug(True)
+    seen = []
+    box = []
+    box.append(loop.call_soon(lambda: seen.append(loop._current_handle)))
+    run_once(loop)
+    assert seen == [box[0]]
+    assert loop._current_handle is None
+
+
+def test_slow_callback_duration_attribute(loop):
+    assert loop.slow_callback_duration == 0.1
+    loop.slow_callback_duration = 0.5
+    assert loop.slow_callback_duration == 0.5
+
+
+def test_readonly_core_attributes(loop, fastloop_only):
+    for name, value in (("_thread_id", 123), ("_closed", True),
+                        ("_current_handle", None)):
+        with pytest.raises(AttributeError):
+            setattr(loop, name, value)
+    assert loop._thread_id is None and loop._closed is False
+
+
+def test_core_stats(loop, fastloop_only):
+    st = loop._stats()
+    assert st["ready"] == 0 and st["timers"] == 0
+    hs = [loop.call_soon(my_named_callback) for _ in range(3)]
+    ts = [loop.call_later(100, my_named_callback) for _ in range(4)]
+    st = loop._stats()
+    assert st["ready"] == 3
+    assert st["timers"] == 4
+    hs[0].cancel()
+    for t in ts:
+        t.cancel()
+    run_once(loop)
+    st = loop._stats()
+    assert st["ready"] == 0
+    assert st["timers"] == 0
+
+
+def test_core_run_once(loop, fastloop_only):
+    """_run_once() runs exactly one batch (ready at its start)."""
+    out = []
+
+    def a():
+        out.append("a")
+        loop.call_soon(out.append, "b")
+
+    loop.call_soon(a)
+    loop.call_later(-1, out.append, "expired")
+    loop._run_once()
+    assert sorted(out) == ["a", "expired"]
+    loop._run_once()
+    assert sorted(out) == ["a", "b", "expired"]
+    assert not loop.is_running()
+
+
+def test_core_reentrant_run_once_no_crash(loop, fastloop_only):
+    """Calling the private _run_once()/_run() from inside a callback must
+    either be refused (RuntimeError) or be safe: every callback still runs
+    exactly once and nothing crashes."""
+    out = []
+    caught = []
+
+    def nested(name):
+        def cb():
+            out.append(name)
+            try:
+                getattr(loop, name)()
+            except RuntimeError as e:
+                caught.append(e)
+        return cb
+
+    loop.call_soon(nested("_run_once"))
+    loop.call_soon(out.append, 1)
+    loop.call_soon(nested("_run"))
+    loop.call_soon(out.append, 2)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    run_once(loop)
+    assert sorted(map(str, out)) == ["1", "2", "_run", "_run_once"]
+    assert not loop.is_running()

@@ -639,6 +639,40 @@ def test_error_received_raising_propagates_from_sendto(loop):
     run(loop, main())
 
 
+def test_error_received_emsgsize(loop):
+    async def main():
+        srv, spr = await endpoint(loop, local_addr=("127.0.0.1", 0))
+        tr, pr = await endpoint(loop, remote_addr=srv.get_extra_info("sockname"))
+        tr.sendto(b"x" * 70000)  # larger than any UDP datagram
+        assert len(pr.errors) == 1 and pr.errors[0].errno == errno.EMSGSIZE
+        tr.sendto(b"fits")
+        await spr.wait_count(1)
+        assert spr.received[0][0] == b"fits"
+        await close_all(tr, srv)
+
+    run(loop, main())
+
+
+@needs_ipv6
+def test_udp_ipv6_unconnected_address_forms(loop):
+    async def main():
+        srv, spr = await endpoint(loop, local_addr=("::1", 0))
+        port = srv.get_extra_info("sockname")[1]
+        tr, pr = await endpoint(loop, local_addr=("::1", 0))
+        tr.sendto(b"2", ("::1", port))
+        tr.sendto(b"4", ("::1", port, 0, 0))
+        tr.sendto(b"m", ("::ffff:127.0.0.1", port))  # v4-mapped: not ours
+        tr.sendto(b"z", ("0:0::1", port))
+        await spr.wait_count(3)
+        assert sorted(d for d, _ in spr.received) == [b"2", b"4", b"z"]
+        assert len(pr.errors) <= 1  # the v4-mapped one may be unreachable
+        src = tr.get_extra_info("sockname")
+        assert all(a == src for _, a in spr.received)
+        await close_all(tr, srv)
+
+    run(loop, main())
+
+
 def test_sendto_bad_data_type(loop):
     async def main():
         tr, pr = await endpoint(loop, local_addr=("127.0.0.1", 0))

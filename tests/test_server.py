@@ -685,3 +685,89 @@ def test_connect_accepted_socket_unix_pair(loop):
         assert a.fileno() == -1
 
     run(loop, main())
+
+
+# --------------------------------------------------------------------------
+# accept() out of file descriptors (in a subprocess: it lowers RLIMIT_NOFILE)
+
+_EMFILE_SCRIPT = r"""
+import asyncio, json, os, resource, socket, sys, time
+kind = sys.argv[1]
+if kind == "fastloop":
+    import fastloop
+    loop = fastloop.new_event_loop()
+else:
+    loop = asyncio.SelectorEventLoop()
+errors = []
+loop.set_exception_handler(lambda l, c: errors.append(c))
+made = []
+
+class P(asyncio.Protocol):
+    def connection_made(self, tr):
+        made.append((loop.time(), tr))
+
+async def main():
+    srv = await loop.create_server(P, "127.0.0.1", 0)
+    addr = srv.sockets[0].getsockname()
+    clients = [socket.socket() for _ in range(3)]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    hog = []
+    try:
+        while True:
+            hog.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError:
+        pass
+    for c in clients:
+        c.connect(addr)
+    deadline = loop.time() + 5
+    while not errors and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    t_free = loop.time()
+    for fd in hog:
+        os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    while len(made) < 3 and loop.time() < t_free + 5:
+        await asyncio.sleep(0.01)
+    for _, tr in made:
+        tr.close()
+    for c in clients:
+        c.close()
+    srv.close()
+    await asyncio.sleep(0.01)
+    return {
+        "messages": [e.get("message") for e in errors],
+        "errnos": [getattr(e.get("exception"), "errno", None) for e in errors],
+        "accepted": len(made),
+        "resumed_after": (made[-1][0] - t_free) if made else None,
+    }
+
+print(json.dumps(loop.run_until_complete(main())))
+loop.close()
+"""
+
+
+def test_accept_emfile_reported_and_retried(loop_kind):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    out = subprocess.run(
+        [sys.executable, "-c", _EMFILE_SCRIPT, loop_kind],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "socket.accept() out of system resource" in res["messages"], res
+    assert errno.EMFILE in res["errnos"], res
+    # Accepting resumes by itself once descriptors are available again
+    # (asyncio retries after ACCEPT_RETRY_DELAY, 1 s).
+    assert res["accepted"] == 3, res
+    assert res["resumed_after"] < 4, res

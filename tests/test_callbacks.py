@@ -1258,3 +1258,73 @@ def test_core_reentrant_run_once_no_crash(loop, fastloop_only):
     run_once(loop)
     assert sorted(map(str, out)) == ["1", "2", "_run", "_run_once"]
     assert not loop.is_running()
+
+
+# --------------------------------------------------------------------------
+# garbage collection and tracing while a batch is running
+
+
+def test_gc_collect_inside_batch(loop):
+    """gc.collect() from callbacks, timers and the exception handler while
+    the loop is half-way through a batch (GC traverses the loop's queues)."""
+    errors = []
+
+    def handler(lp, ctx):
+        errors.append(type(ctx["exception"]))
+        gc.collect()
+
+    loop.set_exception_handler(handler)
+    out = []
+
+    class Cyclic:
+        def __init__(self):
+            self.me = self
+            self.loop = loop
+
+    def collector(i):
+        out.append(i)
+        # cyclic garbage that references the loop and a pending handle
+        c = Cyclic()
+        c.h = loop.call_soon(my_named_callback, c)
+        if i % 3 == 0:
+            c.h.cancel()
+        del c
+        gc.collect()
+
+    for i in range(60):
+        loop.call_soon(collector, i)
+        loop.call_later(0, collector, 1000 + i)
+        if i % 10 == 0:
+            loop.call_soon(raiser(Boom()))
+    loop.call_later(0.002, loop.stop)
+    loop.run_forever()
+    run_once(loop)
+    gc.collect()
+    assert sorted(out) == sorted(list(range(60)) + list(range(1000, 1060)))
+    assert errors == [Boom] * 6
+
+
+def test_tracing_and_profiling_active(loop):
+    out = []
+    events = []
+
+    def tracer(frame, event, arg):
+        return None
+
+    def profiler(frame, event, arg):
+        events.append(event)
+
+    loop.call_soon(out.append, 1)
+    loop.call_soon(lambda: out.append(2))
+    loop.call_later(0, out.append, 3)
+    old_trace, old_profile = sys.gettrace(), sys.getprofile()
+    sys.settrace(tracer)
+    sys.setprofile(profiler)
+    try:
+        loop.call_later(0.001, loop.stop)
+        loop.run_forever()
+    finally:
+        sys.settrace(old_trace)
+        sys.setprofile(old_profile)
+    assert sorted(out) == [1, 2, 3]
+    assert "c_call" in events or "call" in events

@@ -4,6 +4,7 @@
 
 int fl_listener_init_type(PyObject *mod, fl_state *st);
 int fl_udp_init_type(PyObject *mod, fl_state *st);
+int fl_pipe_init_types(PyObject *mod, fl_state *st);
 
 static fl_state *
 get_state(PyObject *mod)
@@ -88,7 +89,8 @@ module_exec(PyObject *mod)
     }
     if (fl_stream_init_type(mod, st) < 0 ||
         fl_listener_init_type(mod, st) < 0 ||
-        fl_udp_init_type(mod, st) < 0)
+        fl_udp_init_type(mod, st) < 0 ||
+        fl_pipe_init_types(mod, st) < 0)
     {
         return -1;
     }

@@ -1,0 +1,1482 @@
+/* ReadPipeTransport and WritePipeTransport: C subclasses of
+ * asyncio.ReadTransport and asyncio.WriteTransport for pipes, sockets and
+ * character devices (PTYs), used by loop.connect_read_pipe(),
+ * loop.connect_write_pipe() and the subprocess transport. Behaviour follows
+ * asyncio's _UnixReadPipeTransport / _UnixWritePipeTransport
+ * (unix_events.py, 3.11+):
+ *
+ *   - the constructor checks the fd kind (ValueError otherwise), makes it
+ *     non-blocking and schedules protocol.connection_made(), then the start
+ *     of watching, then the waiter's result; extra['pipe'] is the pipe;
+ *   - the read side reads once per readiness event (into the loop's shared
+ *     buffer) and calls data_received(); on EOF it stops reading and
+ *     schedules eof_received() then connection_lost(None);
+ *   - the write side writes at once when nothing is queued, queues the rest
+ *     and drains it when the fd is writable, with pause_writing() /
+ *     resume_writing() around the water marks; write_eof() and close()
+ *     call connection_lost(None) once the queue is drained; abort() drops
+ *     it. A write pipe or socket is also watched for readability: that
+ *     means the reader went away (connection_lost(BrokenPipeError) if data
+ *     was still queued, else connection_lost(None));
+ *   - the pipe object owns the fd: the transport closes it (pipe.close())
+ *     exactly once, after connection_lost(), or in its finaliser with a
+ *     ResourceWarning when it was never closed.
+ *
+ * Differences from asyncio: an exception raised by data_received() goes to
+ * the loop's exception handler with the transport and protocol (asyncio
+ * reports the failed _read_ready callback); the transport stays open, as
+ * asyncio's. connection_lost() is scheduled once even if abort() follows
+ * close(), and a transport closed before its first iteration never starts
+ * watching its fd. write() of something that is not bytes-like raises
+ * TypeError (asyncio asserts). */
+#include "fastloop.h"
+#include "wbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <structmember.h>
+
+#define READ_SIZE (256 * 1024) /* asyncio's max_size; == stream.c READ_SIZE */
+#define HIGH_WATER (64 * 1024)
+#define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
+
+#define ST(self) ((self)->loop->state)
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *extra; /* asyncio.BaseTransport's `_extra` slot (a dict) */
+    fl_io io;        /* io.owner == self */
+    fl_loop *loop;
+    PyObject *pipe; /* owns the fd; NULL once closed */
+    PyObject *protocol;
+    PyObject *context;       /* protocol callbacks run in it */
+    PyObject *data_received; /* cached bound method (read side), or NULL */
+    PyObject *weakreflist;
+    PyObject *dict;
+
+    fl_wbuf wbuf; /* write side */
+    Py_ssize_t high, low;
+
+    int conn_lost;
+    char writer;      /* a WritePipeTransport */
+    char initialised;
+    char closing;
+    char paused;      /* read side: pause_reading() */
+    char started;     /* connection_made() has been scheduled before */
+    char peer_watch;  /* write side: watching for the reader's close */
+    char watch_peer_ok; /* write side: the fd is a fifo or a socket */
+    char protocol_paused;
+    char lost;        /* connection_lost() scheduled or called */
+    char fd_closed;
+} fl_pipe;
+
+static int pipe_on_io(fl_io *io, unsigned events);
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+
+static int
+check_init(fl_pipe *self)
+{
+    if (!self->initialised) {
+        PyErr_SetString(PyExc_RuntimeError, "transport is not initialised");
+        return -1;
+    }
+    return 0;
+}
+
+/* Calls fn(*args) inside the transport's context. New reference or NULL. */
+static PyObject *
+call_in_ctx(fl_pipe *self, PyObject *fn, PyObject *const *args,
+            Py_ssize_t nargs)
+{
+    PyObject *res, *et, *ev, *etb;
+
+    /* Already inside it (a protocol callback calling back into the
+     * transport): a Context cannot be entered twice. */
+    if (PyThreadState_Get()->context == self->context) {
+        return PyObject_Vectorcall(fn, args, nargs, NULL);
+    }
+    if (PyContext_Enter(self->context) < 0) {
+        return NULL;
+    }
+    res = PyObject_Vectorcall(fn, args, nargs, NULL);
+    PyErr_Fetch(&et, &ev, &etb);
+    if (PyContext_Exit(self->context) < 0) {
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+        Py_XDECREF(res);
+        return NULL;
+    }
+    PyErr_Restore(et, ev, etb);
+    return res;
+}
+
+/* Calls protocol.<name>(*args) in the transport's context. */
+static PyObject *
+call_proto(fl_pipe *self, const char *name, PyObject *const *args,
+           Py_ssize_t nargs)
+{
+    PyObject *fn, *res;
+
+    if (self->protocol == NULL) {
+        Py_RETURN_NONE;
+    }
+    fn = PyObject_GetAttrString(self->protocol, name);
+    if (fn == NULL) {
+        return NULL;
+    }
+    res = call_in_ctx(self, fn, args, nargs);
+    Py_DECREF(fn);
+    return res;
+}
+
+static int
+is_fatal_exc(void)
+{
+    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
+           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+static PyObject *
+fetch_exc(void)
+{
+    PyObject *t, *v, *tb;
+
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb != NULL && v != NULL) {
+        PyException_SetTraceback(v, tb);
+    }
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    return v;
+}
+
+/* loop.call_exception_handler({message, exception, transport, protocol}).
+ * Never raises. */
+static void
+call_handler(fl_pipe *self, PyObject *exc, const char *msg)
+{
+    PyObject *ctx, *r = NULL;
+
+    ctx = Py_BuildValue("{s:s,s:O,s:O,s:O}", "message", msg, "exception",
+                        exc, "transport", (PyObject *)self, "protocol",
+                        self->protocol ? self->protocol : Py_None);
+    if (ctx != NULL) {
+        r = PyObject_CallMethod((PyObject *)self->loop,
+                                "call_exception_handler", "O", ctx);
+        Py_DECREF(ctx);
+    }
+    if (r == NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_XDECREF(r);
+}
+
+/* Reports through one of the loop's Python helpers. Never raises. */
+static void
+report(fl_pipe *self, const char *helper, PyObject *exc, const char *msg)
+{
+    PyObject *r = PyObject_CallMethod((PyObject *)self->loop, helper, "OOs",
+                                      (PyObject *)self, exc, msg);
+    if (r == NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_XDECREF(r);
+}
+
+/* Reports the current exception raised by a protocol callback: returns -1
+ * (exception left set) for SystemExit/KeyboardInterrupt, else 0. */
+static int
+protocol_error(fl_pipe *self, const char *msg)
+{
+    PyObject *exc;
+
+    if (is_fatal_exc()) {
+        return -1;
+    }
+    exc = fetch_exc();
+    if (exc != NULL) {
+        call_handler(self, exc, msg);
+        Py_DECREF(exc);
+    }
+    return 0;
+}
+
+/* Schedules fn(arg) in the transport's context. 0, or -1 with an
+ * exception set (RuntimeError on a closed loop, as call_soon()). */
+static int
+call_soon_fn(fl_pipe *self, PyObject *fn, PyObject *arg)
+{
+    PyObject *h;
+    int rc;
+
+    if (fl_loop_check_closed(self->loop) < 0) {
+        return -1;
+    }
+    h = fl_handle_new(ST(self), self->loop, fn, &arg, arg ? 1 : 0,
+                      self->context);
+    if (h == NULL) {
+        return -1;
+    }
+    rc = fl_ready_push(&self->loop->ready, h);
+    Py_DECREF(h);
+    return rc;
+}
+
+static int
+call_soon_method(fl_pipe *self, const char *name, PyObject *arg)
+{
+    PyObject *fn = PyObject_GetAttrString((PyObject *)self, name);
+    int rc;
+
+    if (fn == NULL) {
+        return -1;
+    }
+    rc = call_soon_fn(self, fn, arg);
+    Py_DECREF(fn);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Watcher                                                             */
+
+static unsigned
+wanted_mask(fl_pipe *self)
+{
+    unsigned m = 0;
+
+    if (!self->initialised || self->fd_closed || self->loop->closed) {
+        return 0;
+    }
+    if (self->writer) {
+        if (self->peer_watch) {
+            m |= FL_READ;
+        }
+        if (self->wbuf.len) {
+            m |= FL_WRITE;
+        }
+    }
+    else if (self->started && !self->paused && !self->closing) {
+        m |= FL_READ;
+    }
+    return m;
+}
+
+/* Brings the loop's watcher in line with the transport's state. May drop
+ * the loop's reference to self: callers hold their own. */
+static int
+update_io(fl_pipe *self)
+{
+    unsigned m = wanted_mask(self);
+
+    if (m == self->io.wanted) {
+        return 0;
+    }
+    if (m == 0) {
+        /* Stay attached: the fd remains the transport's. */
+        fl_io_pause(self->loop, &self->io);
+        return 0;
+    }
+    return fl_io_start(self->loop, &self->io, m);
+}
+
+static void
+update_io_noerr(fl_pipe *self)
+{
+    if (update_io(self) < 0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Closing                                                             */
+
+/* Closes the fd exactly once, through the pipe object that owns it.
+ * Returns -1 with an exception set if pipe.close() raised (the fd counts
+ * as closed all the same). */
+static int
+close_pipe(fl_pipe *self)
+{
+    PyObject *pipe, *r;
+
+    if (self->fd_closed) {
+        return 0;
+    }
+    self->fd_closed = 1;
+    fl_io_stop(self->loop, &self->io);
+    pipe = self->pipe;
+    self->pipe = NULL;
+    if (pipe == NULL) {
+        return 0;
+    }
+    r = PyObject_CallMethod(pipe, "close", NULL);
+    Py_DECREF(pipe);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* asyncio's _close(exc): stop everything, schedule connection_lost(). */
+static int
+do_close(fl_pipe *self, PyObject *exc)
+{
+    int rc = 0;
+
+    Py_INCREF(self);
+    self->closing = 1;
+    fl_wbuf_clear(&self->wbuf);
+    self->peer_watch = 0;
+    update_io_noerr(self);
+    if (!self->lost) {
+        rc = call_soon_method(self, "_call_connection_lost",
+                              exc ? exc : Py_None);
+        if (rc == 0) {
+            self->lost = 1;
+        }
+    }
+    Py_DECREF(self);
+    return rc;
+}
+
+/* asyncio's _fatal_error: consumes the current exception. Returns -1 when
+ * it is SystemExit/KeyboardInterrupt (left set), else 0. OSErrors are only
+ * logged in debug mode (the read side: EIO only, as a PTY whose other side
+ * closed reports it); anything else goes to the exception handler. */
+static int
+fatal_error(fl_pipe *self, const char *msg)
+{
+    PyObject *exc;
+    int quiet = 1;
+
+    if (is_fatal_exc()) {
+        return -1;
+    }
+    exc = fetch_exc();
+    if (exc == NULL) {
+        return 0;
+    }
+    if (!self->writer && PyObject_TypeCheck(exc, (PyTypeObject *)
+                                                     PyExc_OSError))
+    {
+        quiet = ((PyOSErrorObject *)exc)->myerrno != NULL &&
+                PyLong_Check(((PyOSErrorObject *)exc)->myerrno) &&
+                PyLong_AsLong(((PyOSErrorObject *)exc)->myerrno) == EIO;
+        PyErr_Clear();
+    }
+    if (quiet) {
+        report(self, "_fl_transport_error", exc, msg);
+    }
+    else {
+        call_handler(self, exc, msg);
+    }
+    if (do_close(self, exc) < 0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_DECREF(exc);
+    return 0;
+}
+
+static int
+fatal_errno(fl_pipe *self, int err, const char *msg)
+{
+    errno = err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return fatal_error(self, msg);
+}
+
+static PyObject *
+pipe_call_connection_lost(fl_pipe *self, PyObject *exc)
+{
+    PyObject *r;
+
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    self->lost = 1;
+    if (self->fd_closed && self->protocol == NULL) {
+        Py_RETURN_NONE; /* already done */
+    }
+    Py_INCREF(self);
+    r = call_proto(self, "connection_lost", &exc, 1);
+    fl_wbuf_clear(&self->wbuf);
+    if (r == NULL) {
+        /* connection_lost()'s exception wins, as asyncio's finally. */
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        if (close_pipe(self) < 0) {
+            PyErr_WriteUnraisable((PyObject *)self);
+        }
+        PyErr_Restore(et, ev, etb);
+    }
+    else if (close_pipe(self) < 0) {
+        Py_CLEAR(r);
+    }
+    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->data_received);
+    Py_DECREF(self);
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Read side                                                           */
+
+static int
+on_read_eof(fl_pipe *self)
+{
+    PyObject *fn;
+    int rc = 0;
+
+    self->closing = 1;
+    update_io_noerr(self);
+    if (self->protocol == NULL) {
+        return 0;
+    }
+    fn = PyObject_GetAttrString(self->protocol, "eof_received");
+    if (fn == NULL || call_soon_fn(self, fn, NULL) < 0) {
+        rc = protocol_error(self, "Fatal error: protocol.eof_received() "
+                                  "call failed.");
+    }
+    Py_XDECREF(fn);
+    if (rc == 0 && !self->lost) {
+        if (call_soon_method(self, "_call_connection_lost", Py_None) < 0) {
+            PyErr_WriteUnraisable((PyObject *)self);
+        }
+        else {
+            self->lost = 1;
+        }
+    }
+    return rc;
+}
+
+static int
+read_ready(fl_pipe *self)
+{
+    fl_loop *loop = self->loop;
+    PyObject *data, *r;
+    ssize_t n;
+
+    /* One buffer per loop (shared with the stream transports; it is only
+     * used synchronously). */
+    if (loop->rbuf == NULL) {
+        loop->rbuf = PyMem_RawMalloc(READ_SIZE);
+        if (loop->rbuf == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    do {
+        n = read(self->io.fd, loop->rbuf, READ_SIZE);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return 0;
+        }
+        return fatal_errno(self, errno, "Fatal read error on pipe transport");
+    }
+    if (n == 0) {
+        return on_read_eof(self);
+    }
+    data = PyBytes_FromStringAndSize(loop->rbuf, n);
+    if (data == NULL) {
+        return -1;
+    }
+    if (self->data_received == NULL && self->protocol != NULL) {
+        /* Missing at set_protocol() time: raise AttributeError now. */
+        self->data_received =
+            PyObject_GetAttrString(self->protocol, "data_received");
+    }
+    r = self->data_received == NULL
+            ? NULL
+            : call_in_ctx(self, self->data_received, &data, 1);
+    Py_DECREF(data);
+    if (r == NULL) {
+        if (self->protocol == NULL && !PyErr_Occurred()) {
+            return 0;
+        }
+        return protocol_error(self, "Exception in protocol.data_received() "
+                                    "of a pipe transport");
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Write side                                                          */
+
+static int
+maybe_pause_protocol(fl_pipe *self)
+{
+    PyObject *r;
+
+    if (self->wbuf.size <= self->high || self->protocol_paused) {
+        return 0;
+    }
+    self->protocol_paused = 1;
+    r = call_proto(self, "pause_writing", NULL, 0);
+    if (r == NULL) {
+        PyObject *exc;
+        if (is_fatal_exc()) {
+            return -1;
+        }
+        exc = fetch_exc();
+        report(self, "_fl_protocol_error", exc,
+               "protocol.pause_writing() failed");
+        Py_XDECREF(exc);
+        return 0;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+maybe_resume_protocol(fl_pipe *self)
+{
+    PyObject *r;
+
+    if (!self->protocol_paused || self->wbuf.size > self->low) {
+        return 0;
+    }
+    self->protocol_paused = 0;
+    r = call_proto(self, "resume_writing", NULL, 0);
+    if (r == NULL) {
+        PyObject *exc;
+        if (is_fatal_exc()) {
+            return -1;
+        }
+        exc = fetch_exc();
+        report(self, "_fl_protocol_error", exc,
+               "protocol.resume_writing() failed");
+        Py_XDECREF(exc);
+        return 0;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* The reader of a write pipe went away (asyncio's _read_ready). */
+static int
+peer_closed(fl_pipe *self)
+{
+    int rc;
+
+    if (self->wbuf.len) {
+        PyObject *exc = PyObject_CallNoArgs(PyExc_BrokenPipeError);
+        if (exc == NULL) {
+            return -1;
+        }
+        rc = do_close(self, exc);
+        Py_DECREF(exc);
+    }
+    else {
+        rc = do_close(self, NULL);
+    }
+    if (rc < 0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    return 0;
+}
+
+static int
+write_ready(fl_pipe *self)
+{
+    ssize_t n;
+
+    if (self->wbuf.len == 0) {
+        return update_io(self);
+    }
+    n = fl_wbuf_write(&self->wbuf, self->io.fd, 0);
+    if (n == -EAGAIN || n == -EWOULDBLOCK) {
+        return 0;
+    }
+    if (n < 0) {
+        fl_wbuf_clear(&self->wbuf);
+        self->conn_lost++;
+        update_io_noerr(self);
+        return fatal_errno(self, (int)-n,
+                           "Fatal write error on pipe transport");
+    }
+    fl_wbuf_consume(&self->wbuf, n);
+    if (self->wbuf.len) {
+        return 0;
+    }
+    update_io_noerr(self);
+    if (maybe_resume_protocol(self) < 0) { /* may write more */
+        return -1;
+    }
+    if (self->closing && !self->lost) {
+        PyObject *r;
+        self->peer_watch = 0;
+        update_io_noerr(self);
+        r = pipe_call_connection_lost(self, Py_None);
+        if (r == NULL) {
+            return protocol_error(self, "Exception in protocol."
+                                        "connection_lost() of a pipe "
+                                        "transport");
+        }
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static int
+pipe_on_io(fl_io *io, unsigned events)
+{
+    fl_pipe *self = (fl_pipe *)io->owner;
+
+    if (!self->writer) {
+        return (events & FL_READ) ? read_ready(self) : 0;
+    }
+    /* Readable first: a hang-up reports both, and the reader's close wins
+     * (asyncio runs the reader's handle first and cancels the writer's). */
+    if ((events & FL_READ) && self->peer_watch) {
+        return peer_closed(self);
+    }
+    if ((events & FL_WRITE) && (self->io.wanted & FL_WRITE)) {
+        return write_ready(self);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Python API, both sides                                              */
+
+static PyObject *
+pipe_is_closing(fl_pipe *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->closing);
+}
+
+static PyObject *
+pipe_set_protocol(fl_pipe *self, PyObject *protocol)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    Py_CLEAR(self->data_received);
+    if (!self->writer) {
+        self->data_received =
+            PyObject_GetAttrString(protocol, "data_received");
+        if (self->data_received == NULL) {
+            /* asyncio fails later, when data arrives; so do we. */
+            PyErr_Clear();
+        }
+    }
+    Py_XSETREF(self->protocol, Py_NewRef(protocol));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pipe_get_protocol(fl_pipe *self, PyObject *unused)
+{
+    return Py_NewRef(self->protocol ? self->protocol : Py_None);
+}
+
+/* Scheduled after connection_made(): start watching the fd. */
+static PyObject *
+pipe_start(fl_pipe *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (self->closing || self->fd_closed) {
+        Py_RETURN_NONE;
+    }
+    self->started = 1;
+    if (self->writer) {
+        self->peer_watch = self->watch_peer_ok;
+    }
+    if (update_io(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pipe_repr(fl_pipe *self)
+{
+    const char *name = Py_TYPE(self)->tp_name;
+    const char *state = self->pipe == NULL ? " closed"
+                        : self->closing   ? " closing"
+                                          : "";
+
+    if (self->pipe == NULL) {
+        return PyUnicode_FromFormat("<%s%s fd=%d closed>", name, state,
+                                    self->io.fd);
+    }
+    if (self->writer) {
+        return PyUnicode_FromFormat(
+            "<%s%s fd=%d %s bufsize=%zd>", name, state, self->io.fd,
+            self->io.wanted & FL_WRITE ? "polling" : "idle", self->wbuf.size);
+    }
+    return PyUnicode_FromFormat("<%s%s fd=%d %s>", name, state, self->io.fd,
+                                self->io.wanted & FL_READ ? "polling"
+                                                          : "idle");
+}
+
+/* ------------------------------------------------------------------ */
+/* Python API, read side                                               */
+
+static PyObject *
+pipe_is_reading(fl_pipe *self, PyObject *unused)
+{
+    return PyBool_FromLong(!self->paused && !self->closing);
+}
+
+static PyObject *
+pipe_pause_reading(fl_pipe *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (self->paused || self->closing) {
+        Py_RETURN_NONE;
+    }
+    self->paused = 1;
+    Py_INCREF(self);
+    update_io_noerr(self);
+    Py_DECREF(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pipe_resume_reading(fl_pipe *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (self->closing || !self->paused) {
+        Py_RETURN_NONE;
+    }
+    self->paused = 0;
+    if (update_io(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pipe_read_close(fl_pipe *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (!self->closing && do_close(self, NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Python API, write side                                              */
+
+static PyObject *
+pipe_write(fl_pipe *self, PyObject *data)
+{
+    Py_buffer view;
+    ssize_t n = 0;
+    PyObject *bytes;
+
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (!PyBytes_Check(data) && !PyByteArray_Check(data) &&
+        !PyMemoryView_Check(data))
+    {
+        PyErr_Format(PyExc_TypeError,
+                     "data argument must be a bytes-like object, not '%.200s'",
+                     Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (view.len == 0) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    if (self->conn_lost || self->closing || self->fd_closed) {
+        PyBuffer_Release(&view);
+        if (self->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
+            PyObject *r = PyObject_CallMethod(
+                (PyObject *)self->loop, "_fl_log_warning", "s",
+                "pipe closed by peer or os.write(pipe, data) raised "
+                "exception.");
+            if (r == NULL) {
+                return NULL;
+            }
+            Py_DECREF(r);
+        }
+        self->conn_lost++;
+        Py_RETURN_NONE;
+    }
+    if (self->wbuf.len == 0) {
+        /* Nothing queued: try to write right away. */
+        do {
+            n = write(self->io.fd, view.buf, (size_t)view.len);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            int err = errno;
+            PyBuffer_Release(&view);
+            self->conn_lost++;
+            if (fatal_errno(self, err,
+                            "Fatal write error on pipe transport") < 0)
+            {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
+        if (n < 0) {
+            n = 0;
+        }
+        if (n == view.len) {
+            PyBuffer_Release(&view);
+            Py_RETURN_NONE;
+        }
+    }
+    /* Queue the rest; bytes are immutable so a reference will do. */
+    if (PyBytes_CheckExact(data)) {
+        bytes = Py_NewRef(data);
+    }
+    else {
+        bytes = PyBytes_FromStringAndSize((char *)view.buf + n,
+                                          view.len - n);
+        n = 0;
+    }
+    PyBuffer_Release(&view);
+    if (bytes == NULL) {
+        return NULL;
+    }
+    if (fl_wbuf_push(&self->wbuf, bytes, n) < 0) {
+        Py_DECREF(bytes);
+        return NULL;
+    }
+    Py_DECREF(bytes);
+    if (update_io(self) < 0 || maybe_pause_protocol(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pipe_write_eof(fl_pipe *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (self->closing) {
+        Py_RETURN_NONE;
+    }
+    self->closing = 1;
+    if (self->wbuf.len == 0) {
+        Py_INCREF(self);
+        self->peer_watch = 0;
+        update_io_noerr(self);
+        if (!self->lost) {
+            if (call_soon_method(self, "_call_connection_lost", Py_None) <
+                0)
+            {
+                Py_DECREF(self);
+                return NULL;
+            }
+            self->lost = 1;
+        }
+        Py_DECREF(self);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pipe_can_write_eof(fl_pipe *self, PyObject *unused)
+{
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+pipe_write_close(fl_pipe *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (self->pipe != NULL && !self->closing) {
+        /* write_eof() is all that is needed to close a write pipe. */
+        return pipe_write_eof(self, NULL);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pipe_abort(fl_pipe *self, PyObject *unused)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (do_close(self, NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static int
+set_limits(fl_pipe *self, PyObject *high_o, PyObject *low_o)
+{
+    Py_ssize_t high, low;
+
+    if (high_o == Py_None) {
+        if (low_o == Py_None) {
+            high = HIGH_WATER;
+        }
+        else {
+            low = PyLong_AsSsize_t(low_o);
+            if (low == -1 && PyErr_Occurred()) {
+                return -1;
+            }
+            high = 4 * low;
+        }
+    }
+    else {
+        high = PyLong_AsSsize_t(high_o);
+        if (high == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    if (low_o == Py_None) {
+        low = high / 4;
+    }
+    else {
+        low = PyLong_AsSsize_t(low_o);
+        if (low == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    if (!(high >= low && low >= 0)) {
+        PyErr_Format(PyExc_ValueError,
+                     "high (%zd) must be >= low (%zd) must be >= 0", high,
+                     low);
+        return -1;
+    }
+    self->high = high;
+    self->low = low;
+    return 0;
+}
+
+static PyObject *
+pipe_set_write_buffer_limits(fl_pipe *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"high", "low", NULL};
+    PyObject *high = Py_None, *low = Py_None;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs,
+                                     "|OO:set_write_buffer_limits", kwlist,
+                                     &high, &low))
+    {
+        return NULL;
+    }
+    if (check_init(self) < 0 || set_limits(self, high, low) < 0 ||
+        maybe_pause_protocol(self) < 0)
+    {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pipe_get_write_buffer_limits(fl_pipe *self, PyObject *unused)
+{
+    return Py_BuildValue("(nn)", self->low, self->high);
+}
+
+static PyObject *
+pipe_get_write_buffer_size(fl_pipe *self, PyObject *unused)
+{
+    return PyLong_FromSsize_t(self->wbuf.size);
+}
+
+/* ------------------------------------------------------------------ */
+/* Construction                                                        */
+
+static int
+pipe_init(fl_pipe *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"loop", "pipe", "protocol", "waiter", "extra",
+                             NULL};
+    PyObject *loop, *pipe, *protocol, *waiter = Py_None, *extra = Py_None;
+    PyObject *r, *fn, *hargs[2], *h;
+    fl_state *st;
+    struct stat sb;
+    long fd;
+    int flags;
+
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs,
+            self->writer ? "OOO|OO:WritePipeTransport"
+                         : "OOO|OO:ReadPipeTransport",
+            kwlist, &loop, &pipe, &protocol, &waiter, &extra))
+    {
+        return -1;
+    }
+    if (self->initialised) {
+        PyErr_SetString(PyExc_RuntimeError, "transport already initialised");
+        return -1;
+    }
+    if (!fl_is_loop(loop)) {
+        PyErr_SetString(PyExc_TypeError, "loop must be a fastloop Loop");
+        return -1;
+    }
+    if (fl_loop_check_closed((fl_loop *)loop) < 0) {
+        return -1;
+    }
+    if (extra != Py_None && !PyDict_Check(extra)) {
+        PyErr_SetString(PyExc_TypeError, "extra must be a dict or None");
+        return -1;
+    }
+    st = ((fl_loop *)loop)->state;
+    /* pipe.fileno(), os.fstat(), the kind check: as asyncio. */
+    r = PyObject_CallMethod(pipe, "fileno", NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    fd = PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (fd == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (fd < 0 || fd > INT_MAX) {
+        errno = EBADF;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (fstat((int)fd, &sb) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (!S_ISFIFO(sb.st_mode) && !S_ISSOCK(sb.st_mode) &&
+        !S_ISCHR(sb.st_mode))
+    {
+        PyErr_SetString(PyExc_ValueError,
+                        self->writer ? "Pipe transport is only for pipes, "
+                                       "sockets and character devices"
+                                     : "Pipe transport is for pipes/sockets "
+                                       "only.");
+        return -1;
+    }
+    flags = fcntl((int)fd, F_GETFL);
+    if (flags < 0 ||
+        (!(flags & O_NONBLOCK) &&
+         fcntl((int)fd, F_SETFL, flags | O_NONBLOCK) < 0))
+    {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    self->watch_peer_ok = S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode);
+
+    self->extra = PyDict_New();
+    if (self->extra == NULL ||
+        (extra != Py_None && PyDict_Update(self->extra, extra) < 0) ||
+        PyDict_SetItemString(self->extra, "pipe", pipe) < 0)
+    {
+        return -1;
+    }
+    self->context = PyContext_CopyCurrent();
+    if (self->context == NULL) {
+        return -1;
+    }
+    self->loop = (fl_loop *)Py_NewRef(loop);
+    self->io.fd = (int)fd;
+    self->io.owner = (PyObject *)self;
+    self->io.cb = pipe_on_io;
+    self->io.wanted = 0;
+    self->high = HIGH_WATER;
+    self->low = HIGH_WATER / 4;
+    self->initialised = 1;
+    r = pipe_set_protocol(self, protocol);
+    if (r == NULL) {
+        goto fail;
+    }
+    Py_DECREF(r);
+
+    /* connection_made, then watching, then the waiter: as asyncio. */
+    fn = PyObject_GetAttrString(protocol, "connection_made");
+    if (fn == NULL) {
+        goto fail;
+    }
+    hargs[0] = (PyObject *)self;
+    h = fl_handle_new(st, self->loop, fn, hargs, 1, self->context);
+    Py_DECREF(fn);
+    if (h == NULL || fl_ready_push(&self->loop->ready, h) < 0) {
+        Py_XDECREF(h);
+        goto fail;
+    }
+    Py_DECREF(h);
+    if (call_soon_method(self, "_fl_start", NULL) < 0) {
+        goto fail;
+    }
+    if (waiter != Py_None) {
+        hargs[0] = waiter;
+        hargs[1] = Py_None;
+        h = fl_handle_new(st, self->loop, st->set_result_unless_cancelled,
+                          hargs, 2, self->context);
+        if (h == NULL || fl_ready_push(&self->loop->ready, h) < 0) {
+            Py_XDECREF(h);
+            goto fail;
+        }
+        Py_DECREF(h);
+    }
+    /* The transport owns the pipe from here on. */
+    self->pipe = Py_NewRef(pipe);
+    return 0;
+
+fail:
+    /* The caller keeps the pipe; the transport is dead. */
+    self->closing = 1;
+    self->lost = 1;
+    self->fd_closed = 1;
+    return -1;
+}
+
+static int
+read_pipe_init(fl_pipe *self, PyObject *args, PyObject *kwargs)
+{
+    self->writer = 0;
+    return pipe_init(self, args, kwargs);
+}
+
+static int
+write_pipe_init(fl_pipe *self, PyObject *args, PyObject *kwargs)
+{
+    self->writer = 1;
+    return pipe_init(self, args, kwargs);
+}
+
+/* ------------------------------------------------------------------ */
+/* Type                                                                */
+
+static int
+pipe_traverse(fl_pipe *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->extra);
+    Py_VISIT(self->loop);
+    Py_VISIT(self->pipe);
+    Py_VISIT(self->protocol);
+    Py_VISIT(self->context);
+    Py_VISIT(self->data_received);
+    Py_VISIT(self->dict);
+    return fl_wbuf_traverse(&self->wbuf, visit, arg);
+}
+
+static int
+pipe_clear(fl_pipe *self)
+{
+    fl_wbuf_clear(&self->wbuf);
+    Py_CLEAR(self->extra);
+    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->data_received);
+    Py_CLEAR(self->dict);
+    /* pipe and loop stay until dealloc: the fd must be closed exactly once,
+     * and close_pipe needs both. */
+    return 0;
+}
+
+static void
+pipe_finalize(fl_pipe *self)
+{
+    PyObject *et, *ev, *etb;
+
+    if (!self->initialised || self->fd_closed) {
+        return;
+    }
+    PyErr_Fetch(&et, &ev, &etb);
+    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed transport %R",
+                              (PyObject *)self) < 0)
+    {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    if (close_pipe(self) < 0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    PyErr_Restore(et, ev, etb);
+}
+
+static void
+pipe_dealloc(fl_pipe *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+
+    /* Weak references die first, as when the collector frees a cycle: the
+     * ResourceWarning below holds the transport as its source. */
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    PyObject_GC_Track(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        return; /* resurrected */
+    }
+    PyObject_GC_UnTrack(self);
+    if (self->initialised && !self->fd_closed && close_pipe(self) < 0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    pipe_clear(self);
+    Py_CLEAR(self->pipe);
+    Py_CLEAR(self->loop);
+    fl_wbuf_free(&self->wbuf);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+get_pipe(fl_pipe *self, void *c)
+{
+    return Py_NewRef(self->pipe ? self->pipe : Py_None);
+}
+
+static PyObject *
+get_fileno(fl_pipe *self, void *c)
+{
+    if (!self->initialised) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromLong(self->io.fd);
+}
+
+static PyObject *
+get_loop(fl_pipe *self, void *c)
+{
+    if (self->fd_closed || self->loop == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef((PyObject *)self->loop);
+}
+
+static PyObject *
+get_protocol_attr(fl_pipe *self, void *c)
+{
+    return Py_NewRef(self->protocol ? self->protocol : Py_None);
+}
+
+static PyObject *
+get_closing(fl_pipe *self, void *c)
+{
+    return PyBool_FromLong(self->closing);
+}
+
+static PyObject *
+get_paused(fl_pipe *self, void *c)
+{
+    return PyBool_FromLong(self->paused);
+}
+
+static PyObject *
+get_conn_lost(fl_pipe *self, void *c)
+{
+    return PyLong_FromLong(self->conn_lost);
+}
+
+static PyObject *
+get_protocol_paused(fl_pipe *self, void *c)
+{
+    return PyBool_FromLong(self->protocol_paused);
+}
+
+static PyObject *
+get_high_water(fl_pipe *self, void *c)
+{
+    return PyLong_FromSsize_t(self->high);
+}
+
+static PyObject *
+get_low_water(fl_pipe *self, void *c)
+{
+    return PyLong_FromSsize_t(self->low);
+}
+
+#define GETTER(name, fn) {name, (getter)fn, NULL, NULL, NULL}
+
+static PyGetSetDef read_getset[] = {
+    GETTER("_pipe", get_pipe),
+    GETTER("_fileno", get_fileno),
+    GETTER("_loop", get_loop),
+    GETTER("_protocol", get_protocol_attr),
+    GETTER("_closing", get_closing),
+    GETTER("_paused", get_paused),
+    {NULL},
+};
+
+static PyGetSetDef write_getset[] = {
+    GETTER("_pipe", get_pipe),
+    GETTER("_fileno", get_fileno),
+    GETTER("_loop", get_loop),
+    GETTER("_protocol", get_protocol_attr),
+    GETTER("_closing", get_closing),
+    GETTER("_conn_lost", get_conn_lost),
+    GETTER("_protocol_paused", get_protocol_paused),
+    GETTER("_high_water", get_high_water),
+    GETTER("_low_water", get_low_water),
+    {NULL},
+};
+
+#define NOARGS(name, fn) {name, (PyCFunction)fn, METH_NOARGS, NULL}
+
+static PyMethodDef read_methods[] = {
+    NOARGS("close", pipe_read_close),
+    NOARGS("is_closing", pipe_is_closing),
+    NOARGS("is_reading", pipe_is_reading),
+    NOARGS("pause_reading", pipe_pause_reading),
+    NOARGS("resume_reading", pipe_resume_reading),
+    {"set_protocol", (PyCFunction)pipe_set_protocol, METH_O, NULL},
+    NOARGS("get_protocol", pipe_get_protocol),
+    {"_call_connection_lost", (PyCFunction)pipe_call_connection_lost, METH_O,
+     NULL},
+    NOARGS("_fl_start", pipe_start),
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMethodDef write_methods[] = {
+    {"write", (PyCFunction)pipe_write, METH_O, NULL},
+    NOARGS("write_eof", pipe_write_eof),
+    NOARGS("can_write_eof", pipe_can_write_eof),
+    NOARGS("close", pipe_write_close),
+    NOARGS("abort", pipe_abort),
+    NOARGS("is_closing", pipe_is_closing),
+    {"set_write_buffer_limits",
+     (PyCFunction)(void (*)(void))pipe_set_write_buffer_limits,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    NOARGS("get_write_buffer_limits", pipe_get_write_buffer_limits),
+    NOARGS("get_write_buffer_size", pipe_get_write_buffer_size),
+    {"set_protocol", (PyCFunction)pipe_set_protocol, METH_O, NULL},
+    NOARGS("get_protocol", pipe_get_protocol),
+    {"_call_connection_lost", (PyCFunction)pipe_call_connection_lost, METH_O,
+     NULL},
+    NOARGS("_fl_start", pipe_start),
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef pipe_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(fl_pipe, weakreflist),
+     READONLY},
+    {"__dictoffset__", T_PYSSIZET, offsetof(fl_pipe, dict), READONLY},
+    {NULL},
+};
+
+static PyType_Slot read_slots[] = {
+    {Py_tp_init, read_pipe_init},
+    {Py_tp_dealloc, pipe_dealloc},
+    {Py_tp_finalize, pipe_finalize},
+    {Py_tp_traverse, pipe_traverse},
+    {Py_tp_clear, pipe_clear},
+    {Py_tp_methods, read_methods},
+    {Py_tp_getset, read_getset},
+    {Py_tp_members, pipe_members},
+    {Py_tp_repr, pipe_repr},
+    {Py_tp_doc, "The read end of a pipe (or a socket or a character device) "
+                "as a transport of a fastloop Loop."},
+    {0, NULL},
+};
+
+static PyType_Slot write_slots[] = {
+    {Py_tp_init, write_pipe_init},
+    {Py_tp_dealloc, pipe_dealloc},
+    {Py_tp_finalize, pipe_finalize},
+    {Py_tp_traverse, pipe_traverse},
+    {Py_tp_clear, pipe_clear},
+    {Py_tp_methods, write_methods},
+    {Py_tp_getset, write_getset},
+    {Py_tp_members, pipe_members},
+    {Py_tp_repr, pipe_repr},
+    {Py_tp_doc, "The write end of a pipe (or a socket or a character "
+                "device) as a transport of a fastloop Loop."},
+    {0, NULL},
+};
+
+static PyType_Spec read_spec = {
+    .name = "fastloop._core.ReadPipeTransport",
+    .basicsize = sizeof(fl_pipe),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = read_slots,
+};
+
+static PyType_Spec write_spec = {
+    .name = "fastloop._core.WritePipeTransport",
+    .basicsize = sizeof(fl_pipe),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = write_slots,
+};
+
+/* Creates one type over asyncio.transports.<base>, whose layout must be
+ * BaseTransport's: the `_extra` slot only. */
+static int
+add_type(PyObject *mod, PyObject *transports, const char *base_name,
+         PyType_Spec *spec, const char *name)
+{
+    PyObject *base, *d, *bases, *tp;
+    Py_ssize_t extra_off;
+    int ok;
+
+    base = PyObject_GetAttrString(transports, base_name);
+    if (base == NULL) {
+        return -1;
+    }
+    d = PyObject_GetAttrString(base, "_extra");
+    if (d == NULL) {
+        Py_DECREF(base);
+        return -1;
+    }
+    extra_off = Py_IS_TYPE(d, &PyMemberDescr_Type)
+                    ? ((PyMemberDescrObject *)d)->d_member->offset
+                    : -1;
+    Py_DECREF(d);
+    ok = PyType_Check(base) && extra_off == offsetof(fl_pipe, extra) &&
+         ((PyTypeObject *)base)->tp_basicsize == offsetof(fl_pipe, io);
+    if (!ok) {
+        Py_DECREF(base);
+        PyErr_Format(PyExc_ImportError,
+                     "fastloop: unexpected layout of asyncio.%s", base_name);
+        return -1;
+    }
+    /* 3.9 wants a tuple of bases. */
+    bases = PyTuple_Pack(1, base);
+    Py_DECREF(base);
+    if (bases == NULL) {
+        return -1;
+    }
+    tp = PyType_FromModuleAndSpec(mod, spec, bases);
+    Py_DECREF(bases);
+    if (tp == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObject(mod, name, tp) < 0) {
+        Py_DECREF(tp);
+        return -1;
+    }
+    return 0;
+}
+
+int
+fl_pipe_init_types(PyObject *mod, fl_state *st)
+{
+    PyObject *m = PyImport_ImportModule("asyncio.transports");
+    int rc;
+
+    if (m == NULL) {
+        return -1;
+    }
+    rc = add_type(mod, m, "ReadTransport", &read_spec, "ReadPipeTransport");
+    if (rc == 0) {
+        rc = add_type(mod, m, "WriteTransport", &write_spec,
+                      "WritePipeTransport");
+    }
+    Py_DECREF(m);
+    return rc;
+}

@@ -166,9 +166,14 @@ class SockOpsMixin:
             n = sock.send(data)
         except (BlockingIOError, InterruptedError):
             n = 0
-        view = _byte_view(data)
-        if n == len(view):
-            return
+        if isinstance(data, (bytes, bytearray)):
+            if n == len(data):
+                return
+            view = memoryview(data)
+        else:
+            view = _byte_view(data)
+            if n == len(view):
+                return
         fut = self.create_future()
         # The position is kept in a one-element list updated by the callback.
         self._fl_wait_writable(fut, sock, _sendall_ready, view, [n])

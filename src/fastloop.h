@@ -210,6 +210,15 @@ typedef struct fl_loop {
 } fl_loop;
 
 /* loop.c */
+typedef struct {
+    PyObject *p[2];        /* named parameters, borrowed */
+    PyObject *const *rest; /* the extra positional arguments */
+    Py_ssize_t nrest;
+    PyObject *ctx;         /* context= or NULL */
+} fl_bound;
+int fl_bind(fl_state *st, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames, const char *const *names, int n, int allow_ctx,
+            fl_bound *b, const char *method);
 double fl_time(void);
 int fl_loop_check_closed(fl_loop *loop);
 int fl_is_loop(PyObject *o);
@@ -246,11 +255,13 @@ void fl_io_stop(fl_loop *loop, fl_io *io);
 void fl_io_pause(fl_loop *loop, fl_io *io);
 int fl_fd_from_object(PyObject *obj);
 PyObject *fl_loop_add_reader(fl_loop *self, PyObject *const *args,
-                             Py_ssize_t nargs);
+                             size_t nargsf, PyObject *kwnames);
 PyObject *fl_loop_add_writer(fl_loop *self, PyObject *const *args,
-                             Py_ssize_t nargs);
-PyObject *fl_loop_remove_reader(fl_loop *self, PyObject *fd);
-PyObject *fl_loop_remove_writer(fl_loop *self, PyObject *fd);
+                             size_t nargsf, PyObject *kwnames);
+PyObject *fl_loop_remove_reader(fl_loop *self, PyObject *const *args,
+                                size_t nargsf, PyObject *kwnames);
+PyObject *fl_loop_remove_writer(fl_loop *self, PyObject *const *args,
+                                size_t nargsf, PyObject *kwnames);
 
 /* wakeup.c */
 int fl_wakeup_init(fl_loop *loop);

@@ -219,34 +219,37 @@ cancel_handle(PyObject *h)
     Py_XDECREF(r);
 }
 
+static const char *const names_fd_cb[] = {"fd", "callback"};
+
 /* add_reader / add_writer: which = FL_READ or FL_WRITE. */
 static PyObject *
-add_watcher(fl_loop *self, PyObject *const *args, Py_ssize_t nargs,
-            unsigned which, const char *method)
+add_watcher(fl_loop *self, PyObject *const *args, size_t nargsf,
+            PyObject *kwnames, unsigned which, const char *method)
 {
     PyObject *h, *old, **slotp;
+    fl_bound b;
     int fd, rc;
 
-    if (nargs < 2) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s() requires fd and callback arguments", method);
+    if (fl_bind(self->state, args, PyVectorcall_NARGS(nargsf), kwnames,
+                names_fd_cb, 2, 0, &b, method) < 0)
+    {
         return NULL;
     }
-    if ((fd = fl_fd_from_object(args[0])) < 0 || ensure_no_io(self, fd) < 0 ||
+    if ((fd = fl_fd_from_object(b.p[0])) < 0 || ensure_no_io(self, fd) < 0 ||
         fl_loop_check_closed(self) < 0)
     {
         return NULL;
     }
-    if (!PyCallable_Check(args[1])) {
+    if (!PyCallable_Check(b.p[1])) {
         PyErr_Format(PyExc_TypeError,
                      "a callable object was expected by %s(), got %R", method,
-                     args[1]);
+                     b.p[1]);
         return NULL;
     }
     if (ensure_slot(self, fd) < 0) {
         return NULL;
     }
-    h = fl_handle_new(self->state, self, args[1], args + 2, nargs - 2, NULL);
+    h = fl_handle_new(self->state, self, b.p[1], b.rest, b.nrest, NULL);
     if (h == NULL) {
         return NULL;
     }
@@ -303,27 +306,54 @@ remove_watcher(fl_loop *self, PyObject *fdobj, unsigned which)
 }
 
 PyObject *
-fl_loop_add_reader(fl_loop *self, PyObject *const *args, Py_ssize_t nargs)
+fl_loop_add_reader(fl_loop *self, PyObject *const *args, size_t nargsf,
+                   PyObject *kwnames)
 {
-    return add_watcher(self, args, nargs, FL_READ, "add_reader");
+    return add_watcher(self, args, nargsf, kwnames, FL_READ, "add_reader");
 }
 
 PyObject *
-fl_loop_add_writer(fl_loop *self, PyObject *const *args, Py_ssize_t nargs)
+fl_loop_add_writer(fl_loop *self, PyObject *const *args, size_t nargsf,
+                   PyObject *kwnames)
 {
-    return add_watcher(self, args, nargs, FL_WRITE, "add_writer");
+    return add_watcher(self, args, nargsf, kwnames, FL_WRITE, "add_writer");
+}
+
+static const char *const names_fd[] = {"fd"};
+
+static PyObject *
+remove_bound(fl_loop *self, PyObject *const *args, size_t nargsf,
+             PyObject *kwnames, unsigned which, const char *method)
+{
+    fl_bound b;
+
+    if (fl_bind(self->state, args, PyVectorcall_NARGS(nargsf), kwnames,
+                names_fd, 1, 0, &b, method) < 0)
+    {
+        return NULL;
+    }
+    if (b.nrest) {
+        PyErr_Format(PyExc_TypeError, "%s() takes 1 argument (%zd given)",
+                     method, b.nrest + 1);
+        return NULL;
+    }
+    return remove_watcher(self, b.p[0], which);
 }
 
 PyObject *
-fl_loop_remove_reader(fl_loop *self, PyObject *fd)
+fl_loop_remove_reader(fl_loop *self, PyObject *const *args, size_t nargsf,
+                      PyObject *kwnames)
 {
-    return remove_watcher(self, fd, FL_READ);
+    return remove_bound(self, args, nargsf, kwnames, FL_READ,
+                        "remove_reader");
 }
 
 PyObject *
-fl_loop_remove_writer(fl_loop *self, PyObject *fd)
+fl_loop_remove_writer(fl_loop *self, PyObject *const *args, size_t nargsf,
+                      PyObject *kwnames)
 {
-    return remove_watcher(self, fd, FL_WRITE);
+    return remove_bound(self, args, nargsf, kwnames, FL_WRITE,
+                        "remove_writer");
 }
 
 /* ------------------------------------------------------------------ */

@@ -106,73 +106,104 @@ check_callable(PyObject *cb, const char *method)
     return 0;
 }
 
-/* Finds the `context=` keyword. Keyword names are matched by value: the C
- * _asyncio module passes a non-interned 'context'. */
-static int
-parse_context(fl_loop *loop, PyObject *const *args, Py_ssize_t nargs,
-              PyObject *kwnames, PyObject **ctx, const char *method)
+/* Binds asyncio's positional-or-keyword parameters (`callback`, `delay`,
+ * `when`, `fd`), the extra positional arguments and, where allowed, the
+ * `context=` keyword. Keyword names are matched by value: the C _asyncio
+ * module passes a non-interned 'context'. Borrowed references. */
+int
+fl_bind(fl_state *st, PyObject *const *args, Py_ssize_t nargs,
+        PyObject *kwnames, const char *const *names, int n, int allow_ctx,
+        fl_bound *b, const char *method)
 {
-    Py_ssize_t i, n;
+    Py_ssize_t i, nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    int j;
 
-    *ctx = NULL;
-    if (kwnames == NULL) {
-        return 0;
+    b->ctx = NULL;
+    for (j = 0; j < n; j++) {
+        b->p[j] = j < nargs ? args[j] : NULL;
     }
-    n = PyTuple_GET_SIZE(kwnames);
-    for (i = 0; i < n; i++) {
+    b->rest = args + (nargs > n ? n : nargs);
+    b->nrest = nargs > n ? nargs - n : 0;
+    for (i = 0; i < nkw; i++) {
         PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        if (name != loop->state->str_context &&
-            PyUnicode_Compare(name, loop->state->str_context) != 0)
+        if (allow_ctx && (name == st->str_context ||
+                          PyUnicode_Compare(name, st->str_context) == 0))
         {
-            if (!PyErr_Occurred()) {
-                PyErr_Format(PyExc_TypeError,
-                             "%s() got an unexpected keyword argument '%S'",
-                             method, name);
+            b->ctx = args[nargs + i];
+            continue;
+        }
+        for (j = 0; j < n; j++) {
+            if (PyUnicode_CompareWithASCIIString(name, names[j]) == 0) {
+                break;
             }
+        }
+        if (PyErr_Occurred()) {
             return -1;
         }
-        *ctx = args[nargs + i];
+        if (j == n) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got an unexpected keyword argument '%S'",
+                         method, name);
+            return -1;
+        }
+        if (b->p[j] != NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got multiple values for argument '%s'", method,
+                         names[j]);
+            return -1;
+        }
+        b->p[j] = args[nargs + i];
     }
-    if (*ctx == Py_None) {
-        *ctx = NULL;
+    for (j = 0; j < n; j++) {
+        if (b->p[j] == NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() missing required argument '%s'", method,
+                         names[j]);
+            return -1;
+        }
     }
-    if (*ctx != NULL && !PyContext_CheckExact(*ctx)) {
+    if (b->ctx == Py_None) {
+        b->ctx = NULL;
+    }
+    if (b->ctx != NULL && !PyContext_CheckExact(b->ctx)) {
         PyErr_Format(PyExc_TypeError,
                      "%s(): context must be a contextvars.Context, not %.200s",
-                     method, Py_TYPE(*ctx)->tp_name);
+                     method, Py_TYPE(b->ctx)->tp_name);
         return -1;
     }
     return 0;
 }
+
+static const char *const names_cb[] = {"callback"};
+static const char *const names_delay[] = {"delay", "callback"};
+static const char *const names_when[] = {"when", "callback"};
 
 /* Common front half of call_soon and call_soon_threadsafe. */
 static PyObject *
 make_soon(fl_loop *self, PyObject *const *args, Py_ssize_t nargs,
           PyObject *kwnames, const char *method, int threadsafe)
 {
-    PyObject *ctx, *h;
+    fl_bound b;
+    PyObject *h, *cb;
 
-    if (nargs < 1) {
-        PyErr_Format(PyExc_TypeError, "%s() missing 1 required positional "
-                     "argument: 'callback'", method);
-        return NULL;
-    }
-    if (parse_context(self, args, nargs, kwnames, &ctx, method) < 0 ||
+    if (fl_bind(self->state, args, nargs, kwnames, names_cb, 1, 1, &b,
+                method) < 0 ||
         fl_loop_check_closed(self) < 0)
     {
         return NULL;
     }
+    cb = b.p[0];
     if (self->debug) {
         if ((!threadsafe && check_thread(self) < 0) ||
-            check_callback_debug(self, args[0], method) < 0)
+            check_callback_debug(self, cb, method) < 0)
         {
             return NULL;
         }
     }
-    if (check_callable(args[0], method) < 0) {
+    if (check_callable(cb, method) < 0) {
         return NULL;
     }
-    h = fl_handle_new(self->state, self, args[0], args + 1, nargs - 1, ctx);
+    h = fl_handle_new(self->state, self, cb, b.rest, b.nrest, b.ctx);
     if (h == NULL) {
         return NULL;
     }
@@ -207,27 +238,24 @@ loop_call_soon_threadsafe(fl_loop *self, PyObject *const *args, size_t nargsf,
 /* Schedules a timer at `when` (loop time). `when_obj` is stored as the
  * handle's _when (call_at keeps the caller's object), or NULL. */
 static PyObject *
-make_timer(fl_loop *self, double when, PyObject *when_obj,
-           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+make_timer(fl_loop *self, double when, PyObject *when_obj, fl_bound *b,
            const char *method)
 {
-    PyObject *ctx, *th;
+    PyObject *th, *cb = b->p[1];
 
-    if (parse_context(self, args, nargs, kwnames, &ctx, method) < 0 ||
-        fl_loop_check_closed(self) < 0)
-    {
+    if (fl_loop_check_closed(self) < 0) {
         return NULL;
     }
     if (self->debug && (check_thread(self) < 0 ||
-                        check_callback_debug(self, args[0], method) < 0))
+                        check_callback_debug(self, cb, method) < 0))
     {
         return NULL;
     }
-    if (check_callable(args[0], method) < 0) {
+    if (check_callable(cb, method) < 0) {
         return NULL;
     }
-    th = fl_timer_new(self->state, self, when, when_obj, args[0], args + 1,
-                      nargs - 1, ctx);
+    th = fl_timer_new(self->state, self, when, when_obj, cb, b->rest,
+                      b->nrest, b->ctx);
     if (th == NULL) {
         return NULL;
     }
@@ -259,46 +287,44 @@ static PyObject *
 loop_call_later(fl_loop *self, PyObject *const *args, size_t nargsf,
                 PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    fl_bound b;
     double delay;
 
-    if (nargs < 2) {
-        PyErr_SetString(PyExc_TypeError,
-                        "call_later() requires delay and callback arguments");
+    if (fl_bind(self->state, args, PyVectorcall_NARGS(nargsf), kwnames,
+                names_delay, 2, 1, &b, "call_later") < 0)
+    {
         return NULL;
     }
-    if (args[0] == Py_None) {
+    if (b.p[0] == Py_None) {
         PyErr_SetString(PyExc_TypeError, "delay must not be None");
         return NULL;
     }
-    if (to_seconds(args[0], &delay, "delay") < 0) {
+    if (to_seconds(b.p[0], &delay, "delay") < 0) {
         return NULL;
     }
-    return make_timer(self, fl_time() + delay, NULL, args + 1, nargs - 1,
-                      kwnames, "call_later");
+    return make_timer(self, fl_time() + delay, NULL, &b, "call_later");
 }
 
 static PyObject *
 loop_call_at(fl_loop *self, PyObject *const *args, size_t nargsf,
              PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    fl_bound b;
     double when;
 
-    if (nargs < 2) {
-        PyErr_SetString(PyExc_TypeError,
-                        "call_at() requires when and callback arguments");
+    if (fl_bind(self->state, args, PyVectorcall_NARGS(nargsf), kwnames,
+                names_when, 2, 1, &b, "call_at") < 0)
+    {
         return NULL;
     }
-    if (args[0] == Py_None) {
+    if (b.p[0] == Py_None) {
         PyErr_SetString(PyExc_TypeError, "when cannot be None");
         return NULL;
     }
-    if (to_seconds(args[0], &when, "when") < 0) {
+    if (to_seconds(b.p[0], &when, "when") < 0) {
         return NULL;
     }
-    return make_timer(self, when, args[0], args + 1, nargs - 1, kwnames,
-                      "call_at");
+    return make_timer(self, when, b.p[0], &b, "call_at");
 }
 
 static PyObject *
@@ -924,14 +950,14 @@ static PyMethodDef loop_methods[] = {
     {"time", (PyCFunction)loop_time, METH_NOARGS,
      "time($self, /)\n--\n\nReturn the loop's monotonic time."},
     {"call_soon", (PyCFunction)(void (*)(void))loop_call_soon, FC,
-     "call_soon($self, callback, /, *args, context=None)\n--\n\n"},
+     "call_soon($self, callback, *args, context=None)\n--\n\n"},
     {"call_soon_threadsafe",
      (PyCFunction)(void (*)(void))loop_call_soon_threadsafe, FC,
-     "call_soon_threadsafe($self, callback, /, *args, context=None)\n--\n\n"},
+     "call_soon_threadsafe($self, callback, *args, context=None)\n--\n\n"},
     {"call_later", (PyCFunction)(void (*)(void))loop_call_later, FC,
-     "call_later($self, delay, callback, /, *args, context=None)\n--\n\n"},
+     "call_later($self, delay, callback, *args, context=None)\n--\n\n"},
     {"call_at", (PyCFunction)(void (*)(void))loop_call_at, FC,
-     "call_at($self, when, callback, /, *args, context=None)\n--\n\n"},
+     "call_at($self, when, callback, *args, context=None)\n--\n\n"},
     {"_timer_handle_cancelled", (PyCFunction)loop_timer_handle_cancelled,
      METH_O, NULL},
     {"stop", (PyCFunction)loop_stop, METH_NOARGS, "stop($self, /)\n--\n\n"},
@@ -952,14 +978,14 @@ static PyMethodDef loop_methods[] = {
      "set_task_factory($self, factory, /)\n--\n\n"},
     {"get_task_factory", (PyCFunction)loop_get_task_factory, METH_NOARGS,
      "get_task_factory($self, /)\n--\n\n"},
-    {"add_reader", (PyCFunction)(void (*)(void))fl_loop_add_reader,
-     METH_FASTCALL, "add_reader($self, fd, callback, /, *args)\n--\n\n"},
-    {"add_writer", (PyCFunction)(void (*)(void))fl_loop_add_writer,
-     METH_FASTCALL, "add_writer($self, fd, callback, /, *args)\n--\n\n"},
-    {"remove_reader", (PyCFunction)fl_loop_remove_reader, METH_O,
-     "remove_reader($self, fd, /)\n--\n\n"},
-    {"remove_writer", (PyCFunction)fl_loop_remove_writer, METH_O,
-     "remove_writer($self, fd, /)\n--\n\n"},
+    {"add_reader", (PyCFunction)(void (*)(void))fl_loop_add_reader, FC,
+     "add_reader($self, fd, callback, *args)\n--\n\n"},
+    {"add_writer", (PyCFunction)(void (*)(void))fl_loop_add_writer, FC,
+     "add_writer($self, fd, callback, *args)\n--\n\n"},
+    {"remove_reader", (PyCFunction)(void (*)(void))fl_loop_remove_reader, FC,
+     "remove_reader($self, fd)\n--\n\n"},
+    {"remove_writer", (PyCFunction)(void (*)(void))fl_loop_remove_writer, FC,
+     "remove_writer($self, fd)\n--\n\n"},
     {"_run", (PyCFunction)loop_run, METH_NOARGS, NULL},
     {"_run_once", (PyCFunction)loop_run_once, METH_NOARGS, NULL},
     {"_close_core", (PyCFunction)loop_close_core, METH_NOARGS, NULL},

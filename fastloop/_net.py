@@ -1158,16 +1158,21 @@ class NetworkMixin(SockOpsMixin):
         # sock_sendfile(fallback=False) minus its debug-mode blocking check:
         # the transport's socket is non-blocking whatever its timeout says.
         self._check_sendfile_params(sock, file, offset, count)
+        # The waiter first: it raises if a sendfile already runs, before
+        # anything changed.
+        drained = transp._make_empty_waiter()
         resume_reading = transp.is_reading()
         transp.pause_reading()
-        await transp._make_empty_waiter()
-        # The transport owns its fd; lend it to the sock_* machinery for
-        # the duration (asyncio removes it from loop._transports).
-        transp._fl_release_fd()
         try:
-            return await self._sock_sendfile_native(sock, file, offset, count)
+            await drained
+            # The transport owns its fd; lend it to the sock_* machinery
+            # for the duration (asyncio removes it from loop._transports).
+            transp._fl_release_fd()
+            try:
+                return await self._sock_sendfile_native(sock, file, offset, count)
+            finally:
+                transp._fl_claim_fd()
         finally:
-            transp._fl_claim_fd()
             transp._reset_empty_waiter()
             if resume_reading:
                 transp.resume_reading()

@@ -1,8 +1,9 @@
 """fastloop.Loop: the C core plus the Python layer.
 
 The MRO is ``Loop -> _core.Loop -> NetworkMixin -> DatagramMixin ->
-BaseLoopMixin -> AbstractEventLoop``: C methods win, the Python layer
-(fastloop/_net.py for networking, fastloop/_udp.py for datagram endpoints,
+SubprocessMixin -> BaseLoopMixin -> AbstractEventLoop``: C methods win, the
+Python layer (fastloop/_net.py for networking, fastloop/_udp.py for datagram
+endpoints, fastloop/_subprocess.py for pipes and child processes,
 fastloop/_base.py for the rest) fills in the cold paths, and anything none
 implements raises NotImplementedError from
 ``asyncio.AbstractEventLoop``.
@@ -14,12 +15,16 @@ from asyncio import coroutines
 from . import _core
 from ._base import BaseLoopMixin
 from ._net import NetworkMixin
+from ._subprocess import SubprocessMixin
 from ._udp import DatagramMixin
 
 __all__ = ("Loop",)
 
 
-class Loop(_core.Loop, NetworkMixin, DatagramMixin, BaseLoopMixin, asyncio.AbstractEventLoop):
+class Loop(
+    _core.Loop, NetworkMixin, DatagramMixin, SubprocessMixin, BaseLoopMixin,
+    asyncio.AbstractEventLoop,
+):
     """An asyncio event loop implemented in C (epoll, Linux).
 
     Subclassable; instances have a ``__dict__``.

@@ -705,11 +705,12 @@ pipe_start(fl_pipe *self, PyObject *unused)
 static PyObject *
 pipe_repr(fl_pipe *self)
 {
-    const char *name = Py_TYPE(self)->tp_name;
+    const char *name = strrchr(Py_TYPE(self)->tp_name, '.');
     const char *state = self->pipe == NULL ? " closed"
                         : self->closing   ? " closing"
                                           : "";
 
+    name = name ? name + 1 : Py_TYPE(self)->tp_name;
     if (self->pipe == NULL) {
         return PyUnicode_FromFormat("<%s%s fd=%d closed>", name, state,
                                     self->io.fd);

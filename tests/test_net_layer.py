@@ -1057,6 +1057,61 @@ def test_sendfile_from_accepted_transport(loop, bigfile, debug):
     run(loop, main())
 
 
+def test_sendfile_cancelled_midway_transport_still_usable(loop, fastloop_only):
+    # fastloop only: asyncio does not restore the file position when the
+    # native sendfile is cancelled (its writer callback, which would, is
+    # removed first), so the bytes sent cannot be known there.
+    data = os.urandom(32 * MB)
+
+    async def main():
+        got = bytearray()
+        reading = asyncio.Event()
+
+        class SlowReader(asyncio.Protocol):
+            def connection_made(self, tr):
+                self.tr = tr
+                tr.pause_reading()  # fill the socket buffers first
+
+            def data_received(self, d):
+                got.extend(d)
+
+        readers = []
+
+        def factory():
+            readers.append(SlowReader())
+            return readers[-1]
+
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        pr = Collect(loop)
+        tr, _ = await loop.create_connection(lambda: pr, *server.sockets[0].getsockname())
+        with tempfile.TemporaryFile() as f:
+            f.write(data)
+            f.seek(0)
+            task = loop.create_task(loop.sendfile(tr, f))
+            await asyncio.sleep(0.05)
+            assert not task.done()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(0)
+            sent = f.tell()
+            assert 0 < sent < len(data)
+        # The transport works again: reading resumed, writes accepted.
+        assert tr.is_reading() and not tr.is_closing()
+        tr.write(b"after")
+        readers[0].tr.resume_reading()
+        while len(got) < sent + 5:
+            await asyncio.sleep(0.01)
+        assert bytes(got) == data[:sent] + b"after"
+        readers[0].tr.write(b"pong")
+        while len(pr.data) < 4:
+            await asyncio.sleep(0.01)
+        tr.close()
+        await close_server(server)
+
+    run(loop, main())
+
+
 def test_sendfile_bytesio_fallback(loop):
     data = os.urandom(MB)
 

@@ -19,7 +19,6 @@ from nethelpers import (  # noqa: F401 (fixtures)
     close_server,
     payload,
     server_ctx,
-    wait_until,
 )
 
 MB = 1024 * 1024

@@ -9,7 +9,6 @@ import asyncio
 import errno
 import socket
 import ssl
-import sys
 
 import pytest
 

@@ -13,7 +13,7 @@ import socket
 import pytest
 
 from conftest import run
-from nethelpers import HIGH, needs_ipv6, payload, record_errors, wait_until
+from nethelpers import HIGH, needs_ipv6, payload, record_errors
 
 MB = 1024 * 1024
 

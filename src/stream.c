@@ -152,9 +152,14 @@ fatal_errno(fl_stream *self, int err, const char *msg)
 static int
 call_soon_method(fl_stream *self, const char *name, PyObject *arg)
 {
-    PyObject *fn = PyObject_GetAttrString((PyObject *)self, name), *h;
+    PyObject *fn, *h;
     int rc;
 
+    /* Like call_soon() on a closed loop. */
+    if (fl_loop_check_closed(self->loop) < 0) {
+        return -1;
+    }
+    fn = PyObject_GetAttrString((PyObject *)self, name);
     if (fn == NULL) {
         return -1;
     }
@@ -351,7 +356,7 @@ force_close(fl_stream *self, PyObject *exc)
 static PyObject *
 stream_call_connection_lost(fl_stream *self, PyObject *exc)
 {
-    PyObject *r = NULL, *server;
+    PyObject *r = NULL, *server, *et, *ev, *etb;
 
     if (check_init(self) < 0) {
         return NULL;
@@ -363,6 +368,9 @@ stream_call_connection_lost(fl_stream *self, PyObject *exc)
     else {
         r = Py_NewRef(Py_None);
     }
+    /* Clean up whatever connection_lost() did (asyncio's finally:), with
+     * its exception put aside while we call out. */
+    PyErr_Fetch(&et, &ev, &etb);
     fail_empty_waiter(self, exc);
     fl_wbuf_clear(&self->wbuf);
     close_fd(self);
@@ -373,16 +381,15 @@ stream_call_connection_lost(fl_stream *self, PyObject *exc)
     server = self->server;
     self->server = NULL;
     if (server != NULL) {
-        PyObject *et, *ev, *etb, *d;
-        PyErr_Fetch(&et, &ev, &etb);
-        d = PyObject_CallMethod(server, "_detach", "O", (PyObject *)self);
+        PyObject *d = PyObject_CallMethod(server, "_detach", "O",
+                                          (PyObject *)self);
         if (d == NULL) {
             PyErr_WriteUnraisable(server);
         }
         Py_XDECREF(d);
-        PyErr_Restore(et, ev, etb);
         Py_DECREF(server);
     }
+    PyErr_Restore(et, ev, etb);
     Py_DECREF(self);
     return r;
 }

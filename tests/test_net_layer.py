@@ -9,7 +9,6 @@ tested on fastloop, or on asyncio only where it has it.
 """
 import asyncio
 import errno
-import functools
 import gc
 import inspect
 import io
@@ -23,7 +22,7 @@ import tempfile
 
 import pytest
 
-from conftest import make_loop, run
+from conftest import run
 
 import fastloop
 from fastloop import _dns

@@ -2,11 +2,12 @@
 """Scheduling micro-benchmarks: fastloop vs asyncio vs uvloop, in one run.
 
 Every case runs on every selected loop in the same process, with a fresh
-loop per run.  The repeats alternate the loops (repeat r runs the loops in
-an order rotated by r), so slow drift of the machine (another tenant, CPU
-frequency, the host stealing time) is spread over all loops instead of
-landing on whichever ran last.  The table shows medians and the ratio of
-fastloop's median to each other loop's (> 1.00x means fastloop is faster).
+loop per run.  The repeats alternate the loops (each repeat runs every loop
+once, in an order that changes from repeat to repeat: see run_order), so
+slow drift of the machine (another tenant, CPU frequency, the host stealing
+time) is spread over all loops instead of landing on whichever ran last.
+The table shows medians and the ratio of fastloop's median to each other
+loop's (> 1.00x means fastloop is faster).
 
     python bench/micro.py                      # all cases, 7 repeats
     python bench/micro.py --quick              # 3 repeats, 1/5 of the work
@@ -417,9 +418,19 @@ def run_one(factory, case, n, keep_gc, timeout):
     return clock
 
 
-def rotated(items, r):
-    r %= len(items)
-    return items[r:] + items[:r]
+def run_order(items, r):
+    """The order of the loops in repeat r.
+
+    Repeats go in pairs: a rotation of the list, then the same rotation
+    reversed; the next pair rotates by one more.  Every loop thus runs in
+    every position, and runs after each other loop about as often as before
+    it: a run that benefits from following a run of a similar loop (warm
+    caches, arenas of the right size still mapped) cannot always favour the
+    same loop.
+    """
+    k = (r // 2) % len(items)
+    order = items[k:] + items[:k]
+    return order if r % 2 == 0 else order[::-1]
 
 
 def run_case(case, entries, n, repeat, warmup, keep_gc, timeout, log):
@@ -446,7 +457,7 @@ def run_case(case, entries, n, repeat, warmup, keep_gc, timeout, log):
         for label in labels:
             attempt(label, False)
     for r in range(repeat):
-        for label in rotated(labels, r):
+        for label in run_order(labels, r):
             attempt(label, True)
         log(".")
     return res
@@ -670,7 +681,7 @@ def select_loops(spec, aa, default_spec):
     if aa:
         label, factory = entries[0]
         twin = label + "-b"
-        entries.insert(1, (twin, factory))
+        entries.append((twin, factory))
         descs[twin] = descs[label] + " (A/A twin)"
     return entries, descs, notes
 
@@ -729,7 +740,7 @@ def main(argv=None, title="fastloop micro-benchmarks"):
         print("\nerrors:")
         print("\n".join(errors))
     if args.aa:
-        line = aa_summary(results, subject, others[0])
+        line = aa_summary(results, subject, labels[-1])
         if line:
             print("\n" + line)
     for note in notes:

@@ -5,6 +5,7 @@
  * server survives fd exhaustion without spinning. */
 #include "sockaddr.h"
 #include "stream.h"
+#include "transport.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,20 +50,6 @@ report(fl_listener *self, PyObject *exc, const char *msg)
     Py_XDECREF(r);
 }
 
-static PyObject *
-take_exc(void)
-{
-    PyObject *t, *v, *tb;
-
-    PyErr_Fetch(&t, &v, &tb);
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (tb != NULL && v != NULL) {
-        PyException_SetTraceback(v, tb);
-    }
-    Py_XDECREF(t);
-    Py_XDECREF(tb);
-    return v;
-}
 
 /* Builds the protocol and transport of one accepted fd. Returns 0, or -1
  * for SystemExit/KeyboardInterrupt (left set). Closes fd on failure. */
@@ -95,7 +82,7 @@ make_connection(fl_listener *self, int fd, struct sockaddr_storage *ss,
         return -1;
     }
     {
-        PyObject *exc = take_exc();
+        PyObject *exc = fl_tr_fetch_exc();
         report(self, exc,
                "Error on transport creation for incoming connection");
         Py_XDECREF(exc);
@@ -110,7 +97,7 @@ pause_accepting(fl_listener *self, int err)
 
     errno = err;
     PyErr_SetFromErrno(PyExc_OSError);
-    exc = take_exc();
+    exc = fl_tr_fetch_exc();
     report(self, exc, "socket.accept() out of system resource");
     Py_XDECREF(exc);
     fl_io_stop(self->loop, &self->io);
@@ -154,7 +141,7 @@ accept_batch(fl_listener *self)
                 PyObject *exc;
                 errno = err;
                 PyErr_SetFromErrno(PyExc_OSError);
-                exc = take_exc();
+                exc = fl_tr_fetch_exc();
                 report(self, exc, "Error on accepting connection");
                 Py_XDECREF(exc);
             }

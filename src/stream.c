@@ -5,6 +5,7 @@
  * sends at once when nothing is pending and otherwise queues the data and
  * drains it with writev when the socket is writable. */
 #include "stream.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -32,112 +33,43 @@ static void force_close(fl_stream *self, PyObject *exc);
 static int
 check_init(fl_stream *self)
 {
-    if (!self->initialised) {
-        PyErr_SetString(PyExc_RuntimeError, "transport is not initialised");
-        return -1;
-    }
-    return 0;
+    return fl_tr_check_init(self->initialised);
 }
 
-/* Calls fn(*args) inside the transport's context. New reference or NULL. */
 static PyObject *
 call_in_ctx(fl_stream *self, PyObject *fn, PyObject *const *args,
             Py_ssize_t nargs)
 {
-    PyObject *res, *et, *ev, *etb;
-
-    /* Already inside it (a protocol callback calling write(), a handle
-     * scheduled in this context): a Context cannot be entered twice. */
-    if (PyThreadState_Get()->context == self->context) {
-        return PyObject_Vectorcall(fn, args, nargs, NULL);
-    }
-    if (PyContext_Enter(self->context) < 0) {
-        return NULL;
-    }
-    res = PyObject_Vectorcall(fn, args, nargs, NULL);
-    PyErr_Fetch(&et, &ev, &etb);
-    if (PyContext_Exit(self->context) < 0) {
-        Py_XDECREF(et);
-        Py_XDECREF(ev);
-        Py_XDECREF(etb);
-        Py_XDECREF(res);
-        return NULL;
-    }
-    PyErr_Restore(et, ev, etb);
-    return res;
+    return fl_tr_call_in_ctx(self->context, fn, args, nargs);
 }
 
-/* Calls protocol.<name>(*args) in the transport's context. */
 static PyObject *
 call_proto(fl_stream *self, const char *name, PyObject *const *args,
            Py_ssize_t nargs)
 {
-    PyObject *fn, *res;
-
-    if (self->protocol == NULL) {
-        Py_RETURN_NONE;
-    }
-    fn = PyObject_GetAttrString(self->protocol, name);
-    if (fn == NULL) {
-        return NULL;
-    }
-    res = call_in_ctx(self, fn, args, nargs);
-    Py_DECREF(fn);
-    return res;
+    return fl_tr_call_method(self->context, self->protocol, name, args,
+                             nargs);
 }
 
-static int
-is_fatal_exc(void)
-{
-    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
-           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
-}
 
-static PyObject *
-fetch_exc(void)
-{
-    PyObject *t, *v, *tb;
 
-    PyErr_Fetch(&t, &v, &tb);
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (tb != NULL && v != NULL) {
-        PyException_SetTraceback(v, tb);
-    }
-    Py_XDECREF(t);
-    Py_XDECREF(tb);
-    return v;
-}
-
-/* Reports through the loop's Python helper (never raises). */
 static void
 report(fl_stream *self, const char *helper, PyObject *exc, const char *msg)
 {
-    PyObject *r = PyObject_CallMethod((PyObject *)self->loop, helper, "OOs",
-                                      (PyObject *)self, exc, msg);
-    if (r == NULL) {
-        PyErr_WriteUnraisable((PyObject *)self);
-    }
-    Py_XDECREF(r);
+    fl_tr_report(self->loop, (PyObject *)self, helper, exc, msg);
 }
 
-/* asyncio's _fatal_error: consumes the current exception. Returns -1 when
- * it is SystemExit/KeyboardInterrupt (left set), else 0. */
+static void
+force_close_obj(PyObject *self, PyObject *exc)
+{
+    force_close((fl_stream *)self, exc);
+}
+
 static int
 fatal_error(fl_stream *self, const char *msg)
 {
-    PyObject *exc;
-
-    if (is_fatal_exc()) {
-        return -1;
-    }
-    exc = fetch_exc();
-    if (exc == NULL) {
-        return 0;
-    }
-    report(self, "_fl_transport_error", exc, msg);
-    force_close(self, exc);
-    Py_DECREF(exc);
-    return 0;
+    return fl_tr_fatal_error(self->loop, (PyObject *)self, msg,
+                             force_close_obj);
 }
 
 static int
@@ -148,30 +80,11 @@ fatal_errno(fl_stream *self, int err, const char *msg)
     return fatal_error(self, msg);
 }
 
-/* Schedules bound method self.<name>(arg) in the transport's context. */
 static int
 call_soon_method(fl_stream *self, const char *name, PyObject *arg)
 {
-    PyObject *fn, *h;
-    int rc;
-
-    /* Like call_soon() on a closed loop. */
-    if (fl_loop_check_closed(self->loop) < 0) {
-        return -1;
-    }
-    fn = PyObject_GetAttrString((PyObject *)self, name);
-    if (fn == NULL) {
-        return -1;
-    }
-    h = fl_handle_new(ST(self), self->loop, fn, &arg, arg ? 1 : 0,
-                      self->context);
-    Py_DECREF(fn);
-    if (h == NULL) {
-        return -1;
-    }
-    rc = fl_ready_push(&self->loop->ready, h);
-    Py_DECREF(h);
-    return rc;
+    return fl_tr_call_soon(self->loop, (PyObject *)self, name, arg,
+                           self->context);
 }
 
 /* ------------------------------------------------------------------ */
@@ -238,11 +151,11 @@ maybe_pause_protocol(fl_stream *self)
     r = call_proto(self, "pause_writing", NULL, 0);
     if (r == NULL) {
         PyObject *exc;
-        if (is_fatal_exc()) {
+        if (fl_tr_is_fatal_exc()) {
             PyErr_WriteUnraisable((PyObject *)self);
             return;
         }
-        exc = fetch_exc();
+        exc = fl_tr_fetch_exc();
         report(self, "_fl_protocol_error", exc,
                "protocol.pause_writing() failed");
         Py_XDECREF(exc);
@@ -263,11 +176,11 @@ maybe_resume_protocol(fl_stream *self)
     r = call_proto(self, "resume_writing", NULL, 0);
     if (r == NULL) {
         PyObject *exc;
-        if (is_fatal_exc()) {
+        if (fl_tr_is_fatal_exc()) {
             PyErr_WriteUnraisable((PyObject *)self);
             return;
         }
-        exc = fetch_exc();
+        exc = fl_tr_fetch_exc();
         report(self, "_fl_protocol_error", exc,
                "protocol.resume_writing() failed");
         Py_XDECREF(exc);
@@ -557,7 +470,7 @@ on_writable(fl_stream *self)
         update_io_noerr(self);
         errno = (int)-n;
         PyErr_SetFromErrno(PyExc_OSError);
-        exc = fetch_exc();
+        exc = fl_tr_fetch_exc();
         if (exc == NULL) {
             return -1;
         }
@@ -592,7 +505,7 @@ on_writable(fl_stream *self)
             self->conn_lost++;
             r = stream_call_connection_lost(self, Py_None);
             if (r == NULL) {
-                if (is_fatal_exc()) {
+                if (fl_tr_is_fatal_exc()) {
                     return -1;
                 }
                 PyErr_WriteUnraisable((PyObject *)self);

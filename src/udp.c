@@ -25,6 +25,7 @@
  * addresses are converted in C for numeric IPv4/IPv6 hosts and Unix paths,
  * and by the socket module otherwise (host names, '<broadcast>', errors). */
 #include "sockaddr.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -95,112 +96,43 @@ static PyObject *udp_call_connection_lost(fl_udp *self, PyObject *exc);
 static int
 check_init(fl_udp *self)
 {
-    if (!self->initialised) {
-        PyErr_SetString(PyExc_RuntimeError, "transport is not initialised");
-        return -1;
-    }
-    return 0;
+    return fl_tr_check_init(self->initialised);
 }
 
-/* Calls fn(*args) inside the transport's context. New reference or NULL. */
 static PyObject *
 call_in_ctx(fl_udp *self, PyObject *fn, PyObject *const *args,
             Py_ssize_t nargs)
 {
-    PyObject *res, *et, *ev, *etb;
-
-    /* Already inside it: a Context cannot be entered twice. */
-    if (PyThreadState_Get()->context == self->context) {
-        return PyObject_Vectorcall(fn, args, nargs, NULL);
-    }
-    if (PyContext_Enter(self->context) < 0) {
-        return NULL;
-    }
-    res = PyObject_Vectorcall(fn, args, nargs, NULL);
-    PyErr_Fetch(&et, &ev, &etb);
-    if (PyContext_Exit(self->context) < 0) {
-        Py_XDECREF(et);
-        Py_XDECREF(ev);
-        Py_XDECREF(etb);
-        Py_XDECREF(res);
-        return NULL;
-    }
-    PyErr_Restore(et, ev, etb);
-    return res;
+    return fl_tr_call_in_ctx(self->context, fn, args, nargs);
 }
 
-/* Calls protocol.<name>(*args), in the transport's context if in_ctx. */
 static PyObject *
 call_proto(fl_udp *self, const char *name, PyObject *const *args,
            Py_ssize_t nargs, int in_ctx)
 {
-    PyObject *fn, *res;
-
-    if (self->protocol == NULL) {
-        Py_RETURN_NONE;
-    }
-    fn = PyObject_GetAttrString(self->protocol, name);
-    if (fn == NULL) {
-        return NULL;
-    }
-    res = in_ctx ? call_in_ctx(self, fn, args, nargs)
-                 : PyObject_Vectorcall(fn, args, nargs, NULL);
-    Py_DECREF(fn);
-    return res;
+    return fl_tr_call_method(in_ctx ? self->context : NULL, self->protocol,
+                             name, args, nargs);
 }
 
-static int
-is_fatal_exc(void)
-{
-    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
-           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
-}
 
-static PyObject *
-fetch_exc(void)
-{
-    PyObject *t, *v, *tb;
 
-    PyErr_Fetch(&t, &v, &tb);
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (tb != NULL && v != NULL) {
-        PyException_SetTraceback(v, tb);
-    }
-    Py_XDECREF(t);
-    Py_XDECREF(tb);
-    return v;
-}
-
-/* Reports through the loop's Python helper (never raises). */
 static void
 report(fl_udp *self, const char *helper, PyObject *exc, const char *msg)
 {
-    PyObject *r = PyObject_CallMethod((PyObject *)self->loop, helper, "OOs",
-                                      (PyObject *)self, exc, msg);
-    if (r == NULL) {
-        PyErr_WriteUnraisable((PyObject *)self);
-    }
-    Py_XDECREF(r);
+    fl_tr_report(self->loop, (PyObject *)self, helper, exc, msg);
 }
 
-/* asyncio's _fatal_error: consumes the current exception. Returns -1 when
- * it is SystemExit/KeyboardInterrupt (left set), else 0. */
+static void
+force_close_obj(PyObject *self, PyObject *exc)
+{
+    force_close((fl_udp *)self, exc);
+}
+
 static int
 fatal_error(fl_udp *self, const char *msg)
 {
-    PyObject *exc;
-
-    if (is_fatal_exc()) {
-        return -1;
-    }
-    exc = fetch_exc();
-    if (exc == NULL) {
-        return 0;
-    }
-    report(self, "_fl_transport_error", exc, msg);
-    force_close(self, exc);
-    Py_DECREF(exc);
-    return 0;
+    return fl_tr_fatal_error(self->loop, (PyObject *)self, msg,
+                             force_close_obj);
 }
 
 /* An exception escaped a protocol callback run from the transport's
@@ -213,10 +145,10 @@ callback_error(fl_udp *self, const char *method)
 {
     PyObject *exc, *fn, *h = NULL, *r = NULL;
 
-    if (is_fatal_exc()) {
+    if (fl_tr_is_fatal_exc()) {
         return -1;
     }
-    exc = fetch_exc();
+    exc = fl_tr_fetch_exc();
     if (exc == NULL) {
         return 0;
     }
@@ -231,7 +163,7 @@ callback_error(fl_udp *self, const char *method)
         Py_DECREF(h);
     }
     if (r == NULL) {
-        if (is_fatal_exc()) {
+        if (fl_tr_is_fatal_exc()) {
             Py_DECREF(exc);
             return -1;
         }
@@ -242,37 +174,17 @@ callback_error(fl_udp *self, const char *method)
     return 0;
 }
 
-/* Schedules bound method self.<name>(arg) in the transport's context. */
 static int
 call_soon_method(fl_udp *self, const char *name, PyObject *arg)
 {
-    PyObject *fn, *h;
-    int rc;
-
-    if (fl_loop_check_closed(self->loop) < 0) {
-        return -1; /* as loop.call_soon() */
-    }
-    fn = PyObject_GetAttrString((PyObject *)self, name);
-    if (fn == NULL) {
-        return -1;
-    }
-    h = fl_handle_new(ST(self), self->loop, fn, &arg, arg ? 1 : 0,
-                      self->context);
-    Py_DECREF(fn);
-    if (h == NULL) {
-        return -1;
-    }
-    rc = fl_ready_push(&self->loop->ready, h);
-    Py_DECREF(h);
-    return rc;
+    return fl_tr_call_soon(self->loop, (PyObject *)self, name, arg,
+                           self->context);
 }
 
 static PyObject *
 oserror_from_errno(int err)
 {
-    errno = err;
-    PyErr_SetFromErrno(PyExc_OSError);
-    return fetch_exc();
+    return fl_tr_oserror(err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -445,11 +357,11 @@ maybe_pause_protocol(fl_udp *self)
         Py_DECREF(r);
         return;
     }
-    if (is_fatal_exc()) {
+    if (fl_tr_is_fatal_exc()) {
         PyErr_WriteUnraisable((PyObject *)self);
         return;
     }
-    exc = fetch_exc();
+    exc = fl_tr_fetch_exc();
     report(self, "_fl_protocol_error", exc, "protocol.pause_writing() failed");
     Py_XDECREF(exc);
 }
@@ -468,11 +380,11 @@ maybe_resume_protocol(fl_udp *self)
         Py_DECREF(r);
         return;
     }
-    if (is_fatal_exc()) {
+    if (fl_tr_is_fatal_exc()) {
         PyErr_WriteUnraisable((PyObject *)self);
         return;
     }
-    exc = fetch_exc();
+    exc = fl_tr_fetch_exc();
     report(self, "_fl_protocol_error", exc,
            "protocol.resume_writing() failed");
     Py_XDECREF(exc);
@@ -611,7 +523,7 @@ read_one_py(fl_udp *self)
             return 1;
         }
         if (PyErr_ExceptionMatches(PyExc_OSError)) {
-            exc = fetch_exc();
+            exc = fl_tr_fetch_exc();
             rc = on_read_error(self, exc);
             Py_DECREF(exc);
             return rc;
@@ -736,7 +648,7 @@ sendto_ready(fl_udp *self)
         }
         /* asyncio drops the datagram and leaves the writer on. */
         self->wtail = 1;
-        exc = fetch_exc();
+        exc = fl_tr_fetch_exc();
         if (exc == NULL) {
             return -1;
         }
@@ -909,7 +821,7 @@ udp_sendto(fl_udp *self, PyObject *const *args, Py_ssize_t nargs,
                 }
                 Py_RETURN_NONE;
             }
-            exc = fetch_exc();
+            exc = fl_tr_fetch_exc();
             if (exc == NULL) {
                 return NULL;
             }

@@ -503,6 +503,10 @@ loop_run(fl_loop *self, PyObject *unused)
         return NULL;
     }
     Py_INCREF(self);
+    /* The first iteration of a run always polls I/O: "run the loop once"
+     * (run_until_complete of a done future, stop() before run_forever)
+     * must see what is already pending, as with asyncio. */
+    self->polls_skipped = POLL_EVERY;
     for (;;) {
         rc = run_once(self);
         if (rc < 0 || self->stopping || self->closed) {

@@ -215,8 +215,10 @@ close_fd(fl_stream *self)
     self->io.fd = -1;
 }
 
+/* Resolves the sendfile empty waiter, unless it is already done (its task
+ * may have been cancelled): result None when exc is NULL, else exc. */
 static void
-fail_empty_waiter(fl_stream *self, PyObject *exc)
+settle_empty_waiter(fl_stream *self, PyObject *exc)
 {
     PyObject *w = self->empty_waiter, *r;
 
@@ -225,23 +227,37 @@ fail_empty_waiter(fl_stream *self, PyObject *exc)
     }
     r = PyObject_CallMethod(w, "done", NULL);
     if (r == Py_False) {
-        PyObject *e = exc;
-        if (e == NULL || e == Py_None) {
-            e = PyObject_CallFunction(PyExc_ConnectionError, "s",
-                                      "Connection is closed by peer");
-        }
-        else {
-            Py_INCREF(e);
-        }
-        if (e != NULL) {
-            Py_XDECREF(PyObject_CallMethod(w, "set_exception", "O", e));
-            Py_DECREF(e);
-        }
+        Py_XDECREF(exc == NULL
+                       ? PyObject_CallMethod(w, "set_result", "O", Py_None)
+                       : PyObject_CallMethod(w, "set_exception", "O", exc));
     }
     Py_XDECREF(r);
     if (PyErr_Occurred()) {
         PyErr_WriteUnraisable((PyObject *)self);
     }
+}
+
+static void
+fail_empty_waiter(fl_stream *self, PyObject *exc)
+{
+    PyObject *e;
+
+    if (self->empty_waiter == NULL) {
+        return;
+    }
+    if (exc == NULL || exc == Py_None) {
+        e = PyObject_CallFunction(PyExc_ConnectionError, "s",
+                                  "Connection is closed by peer");
+        if (e == NULL) {
+            PyErr_WriteUnraisable((PyObject *)self);
+            return;
+        }
+    }
+    else {
+        e = Py_NewRef(exc);
+    }
+    settle_empty_waiter(self, e);
+    Py_DECREF(e);
 }
 
 /* asyncio's _force_close. */
@@ -474,14 +490,7 @@ on_writable(fl_stream *self)
         if (exc == NULL) {
             return -1;
         }
-        if (self->empty_waiter != NULL) {
-            PyObject *r = PyObject_CallMethod(self->empty_waiter,
-                                              "set_exception", "O", exc);
-            if (r == NULL) {
-                PyErr_WriteUnraisable((PyObject *)self);
-            }
-            Py_XDECREF(r);
-        }
+        settle_empty_waiter(self, exc);
         report(self, "_fl_transport_error", exc,
                "Fatal write error on socket transport");
         force_close(self, exc);
@@ -492,14 +501,7 @@ on_writable(fl_stream *self)
     maybe_resume_protocol(self);
     if (self->wbuf.len == 0) {
         update_io_noerr(self);
-        if (self->empty_waiter != NULL) {
-            PyObject *r = PyObject_CallMethod(self->empty_waiter,
-                                              "set_result", "O", Py_None);
-            if (r == NULL) {
-                PyErr_WriteUnraisable((PyObject *)self);
-            }
-            Py_XDECREF(r);
-        }
+        settle_empty_waiter(self, NULL);
         if (self->closing) {
             PyObject *r;
             self->conn_lost++;

@@ -289,6 +289,11 @@ class BaseLoopMixin:
 
     def __del__(self, _warn=warnings.warn):
         # BaseEventLoop.__del__
+        if not self.__dict__.get("_fl_initialised"):
+            # __init__ failed (bad arguments): nothing was ever usable, so
+            # release the C resources without an "unclosed loop" warning.
+            self._close_core()
+            return
         if not self.is_closed():
             _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
             if not self.is_running():

@@ -38,6 +38,7 @@ class Loop(
         self._fl_init_net()
         # Like BaseEventLoop.__init__: PYTHONASYNCIODEBUG / -X dev.
         self.set_debug(coroutines._is_debug_mode())
+        self._fl_initialised = True
 
     def set_debug(self, enabled):
         """Enable or disable debug mode (BaseEventLoop.set_debug).

@@ -147,6 +147,12 @@ class _ChildWatch:
             except ChildProcessError:
                 code = -1
             self._reaped = True
+        proc = self._proc
+        if proc is not None and proc.returncode is None and code != -1:
+            # Tell the Popen object (so that its __del__ does not report
+            # a running child) when no loop will.
+            if not deliver or self._loop.is_closed():
+                proc.returncode = code
         if not deliver:
             return
         loop = self._loop
@@ -436,6 +442,14 @@ class SubprocessTransport(transports.SubprocessTransport):
     def __del__(self, _warn=warnings.warn):
         if not self._closed:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            loop = self._loop
+            if loop is not None and loop.is_closed():
+                # The pipe transports cannot schedule their close any more
+                # (their own finalisers close the fds); kill the child.
+                self._closed = True
+                if self._watch is not None and self._returncode is None:
+                    self._watch.send_signal(signal.SIGKILL)
+                return
             self.close()
 
     def get_pid(self):

@@ -701,3 +701,47 @@ def test_asyncio_run_with_loop_factory(loop_kind):
 
     assert asyncio.run(main(), loop_factory=factory) is made[0]
     assert made[0].is_closed()
+
+
+# --------------------------------------------------------------------------
+# interpreter shutdown with loop objects still alive
+
+
+_SHUTDOWN_TEST = '''
+def noop(*a):
+    pass
+
+def test_fails_holding_handles(loop):
+    hs = [loop.call_later(1000, noop) for _ in range(10)]
+    for h in hs:
+        h.cancel()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    keeper = loop.call_later(500, noop)
+    assert keeper is None  # fails: the traceback keeps the handles alive
+'''
+
+
+@pytest.mark.timeout(120)
+def test_shutdown_with_handles_in_failed_test_traceback(tmp_path, loop_kind):
+    """Handles kept alive by a traceback until interpreter finalization are
+    freed after the extension module: their dealloc must not touch freed
+    module state (found with ASan: run under `make test-asan`)."""
+    import shutil
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    shutil.copy(os.path.join(here, "conftest.py"), str(tmp_path))
+    (tmp_path / "test_shutdown_probe.py").write_text(_SHUTDOWN_TEST)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(here)] + env.get("PYTHONPATH", "").split(os.pathsep))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "-p", "no:randomly", "-k", loop_kind, "test_shutdown_probe.py"],
+        cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, timeout=100)
+    out = proc.stdout.decode(errors="replace")
+    assert "AddressSanitizer" not in out, out[-3000:]
+    assert "1 failed" in out, out[-3000:]
+    assert proc.returncode == 1, (proc.returncode, out[-3000:])

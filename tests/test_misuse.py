@@ -143,6 +143,7 @@ def test_non_callable_callback_fastloop(loop, fastloop_only):
 def test_non_callable_callback_asyncio_reports_at_run(loop, loop_kind):
     """In non-debug mode asyncio accepts a non-callable and reports the
     failure through the exception handler; fastloop rejects it upfront."""
+    loop.set_debug(False)  # -X dev / PYTHONASYNCIODEBUG turn debug on
     errors = collect_errors(loop)
     try:
         loop.call_soon(None)
@@ -463,10 +464,18 @@ def test_fastloop_loop_no_args():
 
 
 def test_fastloop_loop_rejects_args():
+    """A failed construction raises TypeError, leaks no fd and does not
+    warn about an 'unclosed event loop' that the caller never got."""
     import fastloop
 
-    with pytest.raises(TypeError):
-        fastloop.Loop(1, 2, 3, nonsense=True)
+    fds = _count_fds()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(TypeError):
+            fastloop.Loop(1, 2, 3, nonsense=True)
+        gc.collect()
+    assert _count_fds() <= fds
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 def test_new_attributes(loop):

@@ -171,9 +171,9 @@ dealloc_common(PyObject *self, int kind)
     loopobj = FL_SLOT(self, loop);
     FL_SLOT(self, loop) = NULL;
     clear_common(self, kind);
+    /* tp is exactly our handle type (not subclassable). The module state
+     * is not consulted: at interpreter shutdown a handle can outlive it. */
     if (loopobj != NULL && fl_is_loop(loopobj) &&
-        tp == (kind ? ((fl_loop *)loopobj)->state->TimerHandleType
-                    : ((fl_loop *)loopobj)->state->HandleType) &&
         !((fl_loop *)loopobj)->closed &&
         ((fl_loop *)loopobj)->nfree[kind] < FL_FREELIST_SIZE)
     {

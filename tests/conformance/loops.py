@@ -141,6 +141,59 @@ def policy_class():
     return _resolve()[1]
 
 
+def pending_callbacks(loop):
+    """Number of callbacks ready to run: asyncio's ``len(loop._ready)``;
+    fastloop exposes the same count as ``loop._stats()["ready"]``."""
+    ready = getattr(loop, "_ready", None)
+    if ready is not None:
+        return len(ready)
+    return loop._stats()["ready"]
+
+
+class _BaseEventsLogger:
+    """Stands for ``asyncio.base_events.logger``, looked up at each use.
+
+    fastloop logs through ``asyncio.log.logger``, the very object that
+    ``asyncio.base_events.logger`` names; but the stdlib tests intercept the
+    loop's logging with ``mock.patch('asyncio.base_events.logger')``, which
+    rebinds only that module attribute. Routing fastloop's module-level
+    ``logger`` through this proxy makes those tests observe fastloop's log
+    calls (message text, level, exc_info) exactly as they observe asyncio's.
+    Without a patch in place it forwards to the real logger: no change.
+    """
+
+    def __getattr__(self, name):
+        from asyncio import base_events
+        return getattr(base_events.logger, name)
+
+    def __repr__(self):
+        return "<conformance proxy for asyncio.base_events.logger>"
+
+
+def route_logger():
+    """Point the ``logger`` global of fastloop's modules at asyncio.base_events.logger
+    (see _BaseEventsLogger). Returns a list of (module, original) to restore.
+    No-op for the asyncio loop."""
+    if KIND != "fastloop":
+        return []
+    from asyncio.log import logger as asyncio_logger
+    import sys
+    saved = []
+    proxy = _BaseEventsLogger()
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "fastloop" or name.startswith("fastloop.")):
+            continue
+        if getattr(module, "logger", None) is asyncio_logger:
+            saved.append((module, asyncio_logger))
+            module.logger = proxy
+    return saved
+
+
+def unroute_logger(saved):
+    for module, original in saved:
+        module.logger = original
+
+
 def install_running_loop_probe():
     """Wrap events._set_running_loop so the tracker sees loops that run.
 

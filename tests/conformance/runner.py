@@ -73,9 +73,8 @@ def expectation_for(case_id):
             raise ValueError("unknown expectation kind %r for %r" % (kind, pattern))
         if fnmatch.fnmatchcase(case_id, pattern):
             _matched_patterns.add((key, pattern))
-            if loops.KIND == "asyncio" and kind in (ex.BUG, ex.TRANSPORT):
-                return None, None
-            return kind, reason
+            if kind in ex.APPLIES[loops.KIND]:
+                return kind, reason
     return None, None
 
 
@@ -247,6 +246,7 @@ def isolated(outcome):
     policy = policy_cls()
     events.set_event_loop_policy(policy)
     orig_set_running_loop = loops.install_running_loop_probe()
+    routed_loggers = loops.route_logger()
     test_utils.TestCase.new_test_loop = _new_test_loop
     loops.tracker.reset()
     try:
@@ -255,6 +255,7 @@ def isolated(outcome):
         tr = loops.tracker
         outcome.created, outcome.ran, outcome.testloop = tr.created, tr.ran, tr.testloop
         test_utils.TestCase.new_test_loop = _orig_new_test_loop
+        loops.unroute_logger(routed_loggers)
         events._set_running_loop = orig_set_running_loop
         if events._get_running_loop() is not None:
             outcome.leaks.append("a running loop was left set")

@@ -90,6 +90,20 @@ def runners_new_loop(module, cls):
     return {"new_loop": new_loop}
 
 
+def gather_run_loop(module, cls):
+    """test_tasks.GatherTestsBase._run_loop drains the loop with
+    ``while loop._ready: run_briefly(loop)``: the private ready deque is only
+    the helper's way to ask "are callbacks pending?", so ask the loop under
+    test its own way (loops.pending_callbacks)."""
+    from test.test_asyncio import utils as test_utils
+
+    def _run_loop(self, loop):
+        while loops.pending_callbacks(loop):
+            test_utils.run_briefly(loop)
+
+    return {"_run_loop": _run_loop}
+
+
 def events_extra(module):
     """test_events: EventLoopTestsMixin bound to the loop under test, plus the
     subprocess tests (SubprocessTestsMixin) on it."""
@@ -156,7 +170,7 @@ SUITES = [
             "BaseEventLoopWithSelectorTests": replace_setup("BaseEventLoopWithSelectorTests"),
         },
     ),
-    Suite("test_tasks"),
+    Suite("test_tasks", adapters={"GatherTestsBase": gather_run_loop}),
     Suite("test_futures"),
     Suite("test_futures2"),
     Suite("test_locks"),

@@ -86,6 +86,15 @@ class PipeProto(asyncio.Protocol):
         await fut
 
 
+def is_reading(tr):
+    """tr.is_reading(), or None where asyncio's read pipe transport lacks
+    it (3.9/3.10; fastloop has it everywhere)."""
+    try:
+        return tr.is_reading()
+    except NotImplementedError:
+        return None
+
+
 def fd_is_free(fd):
     try:
         os.fstat(fd)
@@ -126,7 +135,7 @@ def test_read_pipe_data_eof_lost(loop):
         assert tr.get_extra_info("pipe") is pipe
         assert tr.get_extra_info("nope", 7) == 7
         assert tr.get_protocol() is proto
-        assert tr.is_reading()
+        assert is_reading(tr) in (True, None)
         assert not tr.is_closing()
         assert "fd=" in repr(tr)
         # non-blocking now, as asyncio
@@ -139,7 +148,7 @@ def test_read_pipe_data_eof_lost(loop):
         assert proto.events == ["made", "data", "eof", "lost"]
         assert bytes(proto.data) == b"hello world"
         assert tr.is_closing()
-        assert not tr.is_reading()
+        assert is_reading(tr) in (False, None)
         # the transport closed the pipe object, hence the fd, once
         assert pipe.closed
         assert fd_is_free(r)
@@ -156,7 +165,7 @@ def test_read_pipe_close_by_transport(loop):
         tr, proto = await loop.connect_read_pipe(PipeProto, pipe)
         tr.close()
         assert tr.is_closing()
-        assert not tr.is_reading()
+        assert is_reading(tr) in (False, None)
         tr.close()
         assert await proto.lost is None
         assert proto.events == ["made", "lost"]
@@ -171,13 +180,13 @@ def test_read_pipe_pause_resume(loop):
         r, w = os.pipe()
         tr, proto = await loop.connect_read_pipe(PipeProto, open(r, "rb", 0))
         tr.pause_reading()
-        assert not tr.is_reading()
+        assert is_reading(tr) in (False, None)
         tr.pause_reading()  # no-op
         os.write(w, b"x" * 100)
         await asyncio.sleep(0.02)
         assert proto.data == b""
         tr.resume_reading()
-        assert tr.is_reading()
+        assert is_reading(tr) in (True, None)
         tr.resume_reading()  # no-op
         await proto.wait_for_bytes(100)
         # pause, then EOF arrives while paused: nothing until resumed
@@ -193,7 +202,7 @@ def test_read_pipe_pause_resume(loop):
         # pause/resume after the end are no-ops
         tr.pause_reading()
         tr.resume_reading()
-        assert not tr.is_reading()
+        assert is_reading(tr) in (False, None)
         assert fd_is_free(r)
 
     run(loop, main())

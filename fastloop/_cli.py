@@ -1,0 +1,408 @@
+"""``python -m fastloop``: build information and the benchmark suite.
+
+    python -m fastloop info [--json]
+    python -m fastloop bench [--plot FILE.png] [--bench-dir DIR] [micro.py options]
+
+``bench`` runs bench/micro.py (fastloop against asyncio's SelectorEventLoop
+and uvloop).  bench/ is part of the source checkout, not of the installed
+package: it is looked for next to the ``fastloop`` package (an editable
+install or a checkout on ``sys.path``), in ``$FASTLOOP_BENCH_DIR`` and in
+``--bench-dir``.  Options ``bench`` does not know itself (``--quick``,
+``--cases``, ``--loops``, ``--repeat``, ``--scale``, ``--json FILE``, ...)
+go to micro.py unchanged; ``python -m fastloop bench --help-micro`` lists
+them.
+"""
+
+import argparse
+import importlib.util
+import inspect
+import json
+import os
+import platform
+import sys
+import time
+
+import fastloop
+from fastloop import _core
+
+BENCH_ENV = "FASTLOOP_BENCH_DIR"
+
+_INTEGRATIONS = (
+    # (distribution, how to select fastloop there)
+    ("uvicorn", "uvicorn app:app --loop fastloop:new_event_loop  (0.36+)"),
+    ("aiohttp", "web.run_app(app, loop=fastloop.new_event_loop())"),
+    ("gunicorn", "--worker-class fastloop.gunicorn.GunicornWorker / UvicornWorker"),
+    ("uvicorn-worker", "base of fastloop.gunicorn.UvicornWorker"),
+    ("pytest-asyncio", "see docs/frameworks.md"),
+    ("anyio", "backend_options={'loop_factory': fastloop.new_event_loop}"),
+)
+
+
+def _dist_version(name):
+    try:
+        from importlib import metadata
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return None
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------
+# info
+# ---------------------------------------------------------------------------
+
+
+def collect_info():
+    """Everything ``python -m fastloop info`` reports, as a dict."""
+    pkg_dir = os.path.dirname(os.path.abspath(fastloop.__file__))
+    bench_dir, bench_how = find_bench_dir()
+    debug_build = getattr(_core, "DEBUG_BUILD", None)
+    return {
+        "fastloop": fastloop.__version__,
+        "package": pkg_dir,
+        "core": os.path.abspath(_core.__file__),
+        "poller": getattr(_core, "POLLER", None),
+        "debug_build": None if debug_build is None else bool(debug_build),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "uvloop": _dist_version("uvloop"),
+        "bench_dir": bench_dir,
+        "bench_dir_found_by": bench_how,
+        "integrations": {name: _dist_version(name) for name, _ in _INTEGRATIONS},
+    }
+
+
+def cmd_info(args):
+    info = collect_info()
+    if args.json:
+        json.dump(info, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    db = info["debug_build"]
+    rows = [
+        ("fastloop", "%s (%s)" % (info["fastloop"], info["package"])),
+        ("C core", info["core"]),
+        ("poller", info["poller"] or "?"),
+        ("debug build", "?" if db is None else (
+            "yes (DEBUG_BUILD=1: -O0, asserts, FL_DEBUG checks)" if db
+            else "no (DEBUG_BUILD=0)")),
+        ("Python", "%s %s (%s)" % (info["implementation"], info["python"],
+                                   info["executable"])),
+        ("platform", info["platform"]),
+        ("uvloop", info["uvloop"] or "not installed"),
+        ("bench/", info["bench_dir"] and "%s (%s)" % (info["bench_dir"], info["bench_dir_found_by"])
+         or "not found (not installed with the package; see python -m fastloop bench --help)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print("%-*s  %s" % (width, k, v))
+    print()
+    print("frameworks installed:")
+    for name, how in _INTEGRATIONS:
+        ver = info["integrations"][name]
+        print("  %-15s %-12s %s" % (name, ver or "-", how if ver else ""))
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# bench
+# ---------------------------------------------------------------------------
+
+
+def _is_bench_dir(d):
+    return bool(d) and os.path.isfile(os.path.join(d, "micro.py"))
+
+
+def find_bench_dir(explicit=None):
+    """Returns (directory or None, how it was found)."""
+    if explicit:
+        return (os.path.abspath(explicit), "--bench-dir") if _is_bench_dir(explicit) else (None, None)
+    env = os.environ.get(BENCH_ENV)
+    if env:
+        return (os.path.abspath(env), "$" + BENCH_ENV) if _is_bench_dir(env) else (None, None)
+    pkg_dir = os.path.dirname(os.path.abspath(fastloop.__file__))
+    checkout = os.path.join(os.path.dirname(pkg_dir), "bench")
+    if _is_bench_dir(checkout):
+        return checkout, "source checkout next to the fastloop package"
+    cwd = os.path.join(os.getcwd(), "bench")
+    if _is_bench_dir(cwd):
+        return os.path.abspath(cwd), "./bench in the current directory"
+    return None, None
+
+
+def load_micro(bench_dir):
+    """Import bench_dir/micro.py as a module (not as a top-level ``micro``)."""
+    path = os.path.join(bench_dir, "micro.py")
+    spec = importlib.util.spec_from_file_location("_fastloop_bench_micro", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses/pickle look modules up here
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Progress:
+    """One status line on stderr: [case k/N] name, runs done, elapsed.
+
+    On a terminal the line is redrawn in place; otherwise one line is
+    written per finished case.
+    """
+
+    def __init__(self, total, runs_per_case, stream=None):
+        self.total = total
+        self.runs_per_case = runs_per_case
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.index = 0
+        self.name = ""
+        self.runs = 0
+        self.t0 = time.monotonic()
+        self.case_t0 = self.t0
+
+    def _bar(self):
+        width = 20
+        done = min(self.runs, self.runs_per_case)
+        fill = int(width * done / max(1, self.runs_per_case))
+        return "[" + "#" * fill + "." * (width - fill) + "]"
+
+    def _draw(self):
+        line = "[%d/%d] %-18s %s %d/%d repeats  %5.1fs" % (
+            self.index, self.total, self.name, self._bar(), self.runs,
+            self.runs_per_case, time.monotonic() - self.t0)
+        self.stream.write("\r" + line + "\033[K")
+        self.stream.flush()
+
+    def start_case(self, name):
+        self.index += 1
+        self.name = name
+        self.runs = 0
+        self.case_t0 = time.monotonic()
+        if self.tty:
+            self._draw()
+
+    def log(self, msg):
+        # micro.run_case logs "." after each repeat and " [loop failed: ...]"
+        # when a loop fails.
+        if msg == ".":
+            self.runs += 1
+            if self.tty:
+                self._draw()
+        elif msg.strip():
+            self.stream.write(("\n" if self.tty else "") + msg.strip() + "\n")
+            self.stream.flush()
+
+    def end_case(self):
+        took = time.monotonic() - self.case_t0
+        if self.tty:
+            self._draw()
+            self.stream.write("\n")
+        else:
+            self.stream.write("[%d/%d] %-18s %d repeats  %.1fs\n" % (
+                self.index, self.total, self.name, self.runs, took))
+        self.stream.flush()
+
+
+def _hook_progress(micro, progress):
+    """Wrap micro.run_case so that every case and repeat reports to progress.
+
+    micro.main() looks run_case up in its module globals at call time, so
+    replacing the module attribute is enough.  Returns an undo function.
+    """
+    orig = micro.run_case
+    try:
+        sig = inspect.signature(orig)
+    except (TypeError, ValueError):  # pragma: no cover
+        sig = None
+
+    def run_case(case, *args, **kwargs):
+        progress.start_case(getattr(case, "name", str(case)))
+        if sig is not None and "log" in sig.parameters:
+            bound = sig.bind(case, *args, **kwargs)
+            bound.arguments["log"] = progress.log
+            args, kwargs = bound.args[1:], bound.kwargs
+        try:
+            return orig(case, *args, **kwargs)
+        finally:
+            progress.end_case()
+
+    micro.run_case = run_case
+
+    def undo():
+        micro.run_case = orig
+
+    return undo
+
+
+def _bench_plan(micro, argv):
+    """(number of cases, timed runs per case) for the progress display, or
+    None when micro.py's command line is not understood."""
+    try:
+        margs = micro.parse_args(argv)
+        cases = micro.select_cases(margs.cases)
+        loops = [x for x in margs.loops.split(",") if x.strip()]
+        nloops = len(loops) + (1 if getattr(margs, "aa", False) else 0)
+        return len(cases), margs.repeat, nloops, margs
+    except SystemExit:
+        return None
+
+
+def plot_ratios(data, path, title=None):
+    """Bar chart of the ratio columns of a micro.py JSON result (fastloop's
+    median time over each other loop's: > 1 means fastloop is faster)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = data["results"]
+    cases = list(results)
+    keys = []
+    for r in results.values():
+        for k in r.get("ratios", {}):
+            if k not in keys:
+                keys.append(k)
+    if not keys:
+        raise ValueError("no ratios to plot (only one loop was run?)")
+    n = len(keys)
+    width = 0.8 / n
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 + 0.9 * len(cases)), 4.5))
+    allys = []
+    for i, key in enumerate(keys):
+        xs = [j + (i - (n - 1) / 2) * width for j in range(len(cases))]
+        pts = [(x, results[c].get("ratios", {}).get(key)) for x, c in zip(xs, cases)]
+        pts = [(x, y) for x, y in pts if y]  # a loop that failed has no ratio
+        # Bars start at 1x: up when fastloop is faster, down when slower.
+        ax.bar([x for x, _ in pts], [y - 1.0 for _, y in pts], width, bottom=1.0,
+               label=key)
+        allys.extend(y for _, y in pts)
+        for x, y in pts:
+            up = y >= 1.0
+            ax.annotate("%.2f" % y, (x, y), ha="center", va="bottom" if up else "top",
+                        fontsize=7, xytext=(0, 1 if up else -1), textcoords="offset points")
+    # Ratios: a log scale puts 0.5x and 2x at the same distance from 1x.
+    from matplotlib.ticker import FuncFormatter
+
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ax.set_yscale("log")
+    lo = min([1.0] + allys) / 1.25
+    hi = max([1.0] + allys) * 1.3
+    ax.set_ylim(lo, hi)
+    ticks = [m * 10.0 ** e for e in range(-3, 4) for m in (1, 2, 5)]
+    ax.yaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi]))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: "%gx" % y))
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xticks(range(len(cases)))
+    ax.set_xticklabels(cases, rotation=30, ha="right")
+    ax.set_ylabel("speed ratio, log scale (> 1x: %s faster)" % keys[0].split("/")[0])
+    meta = data.get("meta", {})
+    ax.set_title(title or "fastloop micro-benchmarks (Python %s)" % meta.get("python", "?"))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def cmd_bench(args, rest):
+    bench_dir, how = find_bench_dir(args.bench_dir)
+    if bench_dir is None:
+        where = args.bench_dir or os.environ.get(BENCH_ENV)
+        sys.stderr.write(
+            "python -m fastloop bench: bench/micro.py not found%s.\n"
+            "bench/ ships with the source checkout, not with the installed "
+            "package: run this from a checkout (an editable install, "
+            "pip install -e .), or point --bench-dir or $%s at the "
+            "checkout's bench/ directory.\n"
+            % (" in %s" % where if where else "", BENCH_ENV))
+        return 2
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            sys.stderr.write("python -m fastloop bench: --plot needs matplotlib "
+                             "(pip install matplotlib)\n")
+            return 2
+    micro = load_micro(bench_dir)
+    if args.help_micro:
+        micro.parse_args(["--help"])  # exits
+    argv = list(rest)
+    plan = _bench_plan(micro, argv)
+    if plan is None:
+        micro.parse_args(argv)  # let micro.py print its usage error (exits)
+        return 2
+    ncases, repeat, _nloops, margs = plan
+    print("bench: %s (%s)" % (os.path.join(bench_dir, "micro.py"), how), file=sys.stderr)
+    if margs.list:
+        return micro.main(argv)
+    json_path = margs.json
+    if args.plot and not json_path:
+        # The plot is drawn from micro.py's JSON: keep it beside the picture.
+        json_path = os.path.splitext(args.plot)[0] + ".json"
+        argv += ["--json", json_path]
+    undo = None
+    if not margs.quiet:
+        # Our progress line replaces micro.py's own progress output.
+        progress = Progress(ncases, repeat)
+        undo = _hook_progress(micro, progress)
+        argv.append("--quiet")
+    try:
+        status = micro.main(argv, title="fastloop micro-benchmarks (python -m fastloop bench)")
+        if args.plot:
+            with open(json_path) as f:
+                data = json.load(f)
+            plot_ratios(data, args.plot)
+            print("wrote %s" % args.plot)
+    finally:
+        if undo is not None:
+            undo()
+    return status
+
+
+# ---------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m fastloop",
+        description="fastloop %s: build information and benchmarks" % fastloop.__version__)
+    p.add_argument("--version", action="version", version="fastloop %s" % fastloop.__version__)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    pi = sub.add_parser("info", help="version, poller, build flags, Python, uvloop, frameworks")
+    pi.add_argument("--json", action="store_true", help="print the information as JSON")
+    pb = sub.add_parser(
+        "bench",
+        help="run the micro-benchmarks in bench/ (fastloop vs asyncio vs uvloop)",
+        description="Runs bench/micro.py from the source checkout (bench/ is not "
+                    "installed with the package). Options not listed here go to "
+                    "micro.py: --quick, --cases A,B, --loops L1,L2, --repeat N, "
+                    "--warmup N, --scale X, --aa, --pin CPU, --json FILE, --list, "
+                    "-q (see --help-micro).")
+    pb.add_argument("--plot", metavar="FILE.png",
+                    help="draw the fastloop/asyncio and fastloop/uvloop ratios per "
+                         "case as a bar chart (needs matplotlib); without --json "
+                         "the samples are also kept in FILE.json")
+    pb.add_argument("--bench-dir", metavar="DIR",
+                    help="the bench/ directory of a fastloop checkout (default: "
+                         "next to the fastloop package, $%s, ./bench)" % BENCH_ENV)
+    pb.add_argument("--help-micro", action="store_true", help="show micro.py's options")
+    return p
+
+
+def main(argv=None):
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        return cmd_bench(args, rest)
+    if rest:
+        parser.error("unrecognized arguments: %s" % " ".join(rest))
+    if args.command == "info":
+        return cmd_info(args)
+    parser.print_help()
+    return 0

@@ -1,0 +1,1 @@
+"""Small ASGI / aiohttp applications used by tests/test_integrations.py."""

@@ -764,3 +764,77 @@ def test_no_zombies_after_many_children(loop):
             assert not (fields[0] == "Z" and int(fields[1]) == os.getpid())
 
     run(loop, main())
+
+
+# Set by test_no_fork_hooks_run only; os.register_at_fork() hooks cannot be
+# removed, so the hook does nothing once the test is over.
+_FORK_HOOK_FD = None
+
+
+def _after_fork_in_child():
+    if _FORK_HOOK_FD is not None:
+        os.write(_FORK_HOOK_FD, b"hook ran\n")
+
+
+def test_no_fork_hooks_run(loop):
+    """Spawning runs no os.register_at_fork() hooks (uvloop #749): Popen
+    execs without them unless preexec_fn is given."""
+    global _FORK_HOOK_FD
+
+    if not hasattr(test_no_fork_hooks_run, "registered"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        test_no_fork_hooks_run.registered = True
+
+    async def main():
+        global _FORK_HOOK_FD
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        _FORK_HOOK_FD = w
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "true", stdin=PIPE, stdout=PIPE, stderr=PIPE
+            )
+            await proc.communicate()
+            proc = await asyncio.create_subprocess_shell("true")
+            await proc.wait()
+        finally:
+            _FORK_HOOK_FD = None
+            os.close(w)
+        try:
+            got = os.read(r, 100)
+        except BlockingIOError:
+            got = b""
+        os.close(r)
+        assert got == b""
+
+    run(loop, main())
+
+
+def test_no_child_watcher_needed(fastloop_only, loop, monkeypatch):
+    """fastloop never asks asyncio's policy for a child watcher (they are
+    deprecated, and gone in 3.14)."""
+
+    def boom(*args, **kwargs):  # pragma: no cover - must not be called
+        raise AssertionError("child watcher machinery used")
+
+    for name in ("get_child_watcher", "set_child_watcher"):
+        if hasattr(asyncio, name):
+            monkeypatch.setattr(asyncio, name, boom)
+        if hasattr(asyncio.events, name):
+            monkeypatch.setattr(asyncio.events, name, boom)
+    monkeypatch.setattr(asyncio, "get_event_loop_policy", boom)
+    monkeypatch.setattr(asyncio.events, "get_event_loop_policy", boom)
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(SH, "-c", "exit 3")
+        assert await proc.wait() == 3
+
+    run(loop, main())
+
+
+def test_thread_loop_with_thread_watcher(fastloop_only, monkeypatch):
+    """A loop in a non-main thread, without pidfds."""
+    from fastloop import _subprocess
+
+    monkeypatch.setattr(_subprocess, "_pidfd_usable", False)
+    test_loop_in_a_thread_runs_a_subprocess("fastloop")

@@ -252,10 +252,10 @@ def _bench_plan(micro, argv):
 def plot_ratios(data, path, title=None):
     """Bar chart of the ratio columns of a micro.py JSON result (fastloop's
     median time over each other loop's: > 1 means fastloop is faster)."""
-    import matplotlib
+    import matplotlib  # type: ignore[import-not-found,unused-ignore]
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
 
     results = data["results"]
     cases = list(results)
@@ -283,9 +283,9 @@ def plot_ratios(data, path, title=None):
             ax.annotate("%.2f" % y, (x, y), ha="center", va="bottom" if up else "top",
                         fontsize=7, xytext=(0, 1 if up else -1), textcoords="offset points")
     # Ratios: a log scale puts 0.5x and 2x at the same distance from 1x.
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter  # type: ignore[import-not-found,unused-ignore]
 
-    from matplotlib.ticker import FixedLocator, NullLocator
+    from matplotlib.ticker import FixedLocator, NullLocator  # type: ignore[import-not-found,unused-ignore]
 
     ax.set_yscale("log")
     lo = min([1.0] + allys) / 1.25
@@ -321,7 +321,7 @@ def cmd_bench(args, rest):
         return 2
     if args.plot:
         try:
-            import matplotlib  # noqa: F401
+            import matplotlib  # noqa: F401 # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             sys.stderr.write("python -m fastloop bench: --plot needs matplotlib "
                              "(pip install matplotlib)\n")

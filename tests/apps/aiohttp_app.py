@@ -21,6 +21,8 @@ import tempfile
 from aiohttp import web
 
 CHUNK = 65536
+# aiohttp 3.9+ wants typed keys for application state.
+FILES = web.AppKey("files", dict) if hasattr(web, "AppKey") else "files"
 
 
 def pattern(n):
@@ -65,7 +67,7 @@ async def big(request):
 
 async def file(request):
     n = int(request.query.get("n", 1 << 20))
-    files = request.app["files"]
+    files = request.app[FILES]
     path = files.get(n)
     if path is None:
         fd, path = tempfile.mkstemp(prefix="fastloop-aiohttp-")
@@ -88,7 +90,7 @@ async def ws(request):
 
 
 async def _cleanup_files(app):
-    for path in app["files"].values():
+    for path in app[FILES].values():
         try:
             os.unlink(path)
         except OSError:
@@ -96,8 +98,8 @@ async def _cleanup_files(app):
 
 
 def make_app():
-    app = web.Application()
-    app["files"] = {}
+    app = web.Application(client_max_size=64 << 20)
+    app[FILES] = {}
     app.router.add_get("/loop", loop_info)
     app.router.add_post("/echo", echo)
     app.router.add_get("/big", big)

@@ -48,6 +48,11 @@ _pidfd_usable = hasattr(os, "pidfd_open")
 _HAVE_WAITID = hasattr(os, "waitid")
 
 
+# _ChildWatch._reap(): the child was reaped by someone else (Popen.poll() or
+# wait() on the Popen object, a stray waitpid(-1)).
+_REAPED_ELSEWHERE = object()
+
+
 def _format_pipe(fd):
     # asyncio.base_events._format_pipe
     if fd == subprocess.PIPE:
@@ -80,25 +85,27 @@ class _ChildWatch:
         self._reaped = False
 
     def _reap(self, flags):
-        """waitpid() under the lock. Returns the exit code, None when the
-        child is still running (WNOHANG), or -1 when it was reaped by
-        someone else."""
+        """waitpid() under the lock. Returns the exit code (negative for a
+        signal), None when the child is still running (WNOHANG), or
+        _REAPED_ELSEWHERE."""
         with self._lock:
             if self._reaped:
-                return -1
+                return _REAPED_ELSEWHERE
             try:
                 pid, status = os.waitpid(self.pid, flags)
             except ChildProcessError:
                 self._reaped = True
-                return -1
+                return _REAPED_ELSEWHERE
             if pid == 0:
                 return None
             self._reaped = True
             return _exitcode(status)
 
     def _returncode(self, code):
-        if code != -1 or self._proc is None:
+        if code is not _REAPED_ELSEWHERE:
             return code
+        if self._proc is None:  # pragma: no cover - delivered once
+            return 255
         # Reaped elsewhere (Popen.poll()/wait() on the Popen object): the
         # Popen object may know the status; asyncio reports 255.
         rc = self._proc.returncode
@@ -145,10 +152,11 @@ class _ChildWatch:
                 _, status = os.waitpid(self.pid, 0)
                 code = _exitcode(status)
             except ChildProcessError:
-                code = -1
+                code = _REAPED_ELSEWHERE
             self._reaped = True
         proc = self._proc
-        if proc is not None and proc.returncode is None and code != -1:
+        reaped_here = code is not _REAPED_ELSEWHERE
+        if proc is not None and proc.returncode is None and reaped_here:
             # Tell the Popen object (so that its __del__ does not report
             # a running child) when no loop will.
             if not deliver or self._loop.is_closed():

@@ -715,6 +715,11 @@ pipe_repr(fl_pipe *self)
         return PyUnicode_FromFormat("<%s%s fd=%d closed>", name, state,
                                     self->io.fd);
     }
+    if (self->loop == NULL || self->loop->closed) {
+        /* asyncio tells polling/idle only while its selector exists. */
+        return PyUnicode_FromFormat("<%s%s fd=%d open>", name, state,
+                                    self->io.fd);
+    }
     if (self->writer) {
         return PyUnicode_FromFormat(
             "<%s%s fd=%d %s bufsize=%zd>", name, state, self->io.fd,
@@ -1243,6 +1248,37 @@ get_pipe(fl_pipe *self, void *c)
     return Py_NewRef(self->pipe ? self->pipe : Py_None);
 }
 
+/* `_pipe = None` makes the transport forget its pipe (asyncio's tests do
+ * that to close the pipe themselves): it will not close it. Another object
+ * replaces the one closed at the end; the fd stays the same. */
+static int
+set_pipe(fl_pipe *self, PyObject *value, void *c)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete _pipe");
+        return -1;
+    }
+    if (check_init(self) < 0) {
+        return -1;
+    }
+    if (value == Py_None) {
+        if (!self->fd_closed) {
+            Py_INCREF(self);
+            self->fd_closed = 1;
+            fl_io_stop(self->loop, &self->io);
+            Py_CLEAR(self->pipe);
+            Py_DECREF(self);
+        }
+        return 0;
+    }
+    if (self->fd_closed) {
+        PyErr_SetString(PyExc_RuntimeError, "the pipe is already closed");
+        return -1;
+    }
+    Py_XSETREF(self->pipe, Py_NewRef(value));
+    return 0;
+}
+
 static PyObject *
 get_fileno(fl_pipe *self, void *c)
 {
@@ -1306,7 +1342,7 @@ get_low_water(fl_pipe *self, void *c)
 #define GETTER(name, fn) {name, (getter)fn, NULL, NULL, NULL}
 
 static PyGetSetDef read_getset[] = {
-    GETTER("_pipe", get_pipe),
+    {"_pipe", (getter)get_pipe, (setter)set_pipe, NULL, NULL},
     GETTER("_fileno", get_fileno),
     GETTER("_loop", get_loop),
     GETTER("_protocol", get_protocol_attr),
@@ -1316,7 +1352,7 @@ static PyGetSetDef read_getset[] = {
 };
 
 static PyGetSetDef write_getset[] = {
-    GETTER("_pipe", get_pipe),
+    {"_pipe", (getter)get_pipe, (setter)set_pipe, NULL, NULL},
     GETTER("_fileno", get_fileno),
     GETTER("_loop", get_loop),
     GETTER("_protocol", get_protocol_attr),

@@ -775,6 +775,31 @@ def test_unclosed_transport_warns_and_closes(loop):
     os.close(w)
 
 
+def test_repr_and_forget_pipe_after_loop_close(loop):
+    """repr() says 'open' once the loop is closed; `_pipe = None` makes the
+    transport forget its pipe (asyncio's own tests do both)."""
+    r, w = os.pipe()
+    rpipe, wpipe = open(r, "rb", 0), open(w, "wb", 0)
+
+    async def main():
+        rt, _ = await loop.connect_read_pipe(PipeProto, rpipe)
+        wt, _ = await loop.connect_write_pipe(PipeProto, wpipe)
+        return rt, wt
+
+    rt, wt = run(loop, main())
+    loop.close()
+    assert "open" in repr(rt)
+    assert "open" in repr(wt)
+    rpipe.close()
+    wpipe.close()
+    rt._pipe = None
+    wt._pipe = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        del rt, wt
+        gc.collect()
+
+
 def test_closed_transports_are_collected(loop):
     async def main():
         refs = []

@@ -170,7 +170,12 @@ def test_exit_codes(loop):
 
 @pytest.mark.parametrize(
     "method,sig",
-    [("terminate", signal.SIGTERM), ("kill", signal.SIGKILL), ("send_signal", signal.SIGUSR1)],
+    [
+        ("terminate", signal.SIGTERM),
+        ("kill", signal.SIGKILL),
+        ("send_signal", signal.SIGUSR1),
+        ("send_signal", signal.SIGHUP),  # returncode -1
+    ],
 )
 def test_signals_negative_returncode(loop, method, sig):
     async def main():
@@ -697,6 +702,28 @@ def test_thread_watcher_fallback(fastloop_only, loop, monkeypatch):
         proc.terminate()
         assert await proc.wait() == -signal.SIGTERM
         assert_reaped(proc.pid, *(p.pid for p in procs))
+
+    run(loop, main())
+
+
+@pytest.mark.parametrize("pidfd", [True, False])
+def test_child_reaped_through_popen(fastloop_only, loop, monkeypatch, pidfd):
+    """Popen.wait() on the Popen object reaps the child behind the watch:
+    the status comes from the Popen object (asyncio reports 255)."""
+    from fastloop import _subprocess
+
+    if not pidfd:
+        monkeypatch.setattr(_subprocess, "_pidfd_usable", False)
+
+    async def main():
+        tr, proto = await loop.subprocess_exec(
+            SubProto, SH, "-c", "exit 9", stdin=None, stdout=None, stderr=None
+        )
+        popen = tr.get_extra_info("subprocess")
+        assert popen.wait() == 9
+        assert await proto.exited == 9
+        await proto.done
+        tr.close()
 
     run(loop, main())
 

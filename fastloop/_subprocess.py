@@ -16,10 +16,13 @@ child watchers or policies (deprecated, removed in 3.14): a pidfd
 (``os.pidfd_open``, Linux 5.3+) watched with ``add_reader`` and reaped with
 ``waitpid(WNOHANG)`` when it becomes readable; where pidfds are unavailable,
 a daemon thread per child waits for it and hands the status to the loop
-with ``call_soon_threadsafe`` (as asyncio's ThreadedChildWatcher). A child
-is reaped exactly once, by its watch, under a lock that ``send_signal()``
-also takes, so a signal never reaches a recycled pid. Closing the loop while
-children still run closes their pidfds and leaves a thread to reap each.
+with ``call_soon_threadsafe`` (as asyncio's ThreadedChildWatcher). The watch
+reaps the child under a lock that ``send_signal()`` also takes, so a signal
+never reaches a recycled pid; when the child was reaped behind its back
+(``Popen.poll()``, which ``close()`` calls as asyncio's does, or
+``Popen.wait()``) it takes the status from the Popen object instead of
+asyncio's 255. Closing the loop while children still run closes their
+pidfds and leaves a thread to reap each.
 """
 
 import collections
@@ -155,11 +158,11 @@ class _ChildWatch:
                 code = _REAPED_ELSEWHERE
             self._reaped = True
         proc = self._proc
-        reaped_here = code is not _REAPED_ELSEWHERE
-        if proc is not None and proc.returncode is None and reaped_here:
-            # Tell the Popen object (so that its __del__ does not report
-            # a running child) when no loop will.
-            if not deliver or self._loop.is_closed():
+        if proc is not None and proc.returncode is None:
+            if code is not _REAPED_ELSEWHERE:
+                # Tell the Popen object at once: its poll()/wait() can no
+                # longer see the child, and its __del__ must not report it
+                # as running when no loop is left to do it.
                 proc.returncode = code
         if not deliver:
             return
@@ -432,18 +435,25 @@ class SubprocessTransport(transports.SubprocessTransport):
                 continue
             proto.pipe.close()
 
-        # asyncio asks Popen.poll() whether the child still runs, which may
-        # reap it behind the watcher's back; the watch knows without that.
-        if self._proc is not None and self._returncode is None:
+        if (
+            self._proc is not None
+            # has the child process finished?
+            and self._returncode is None
+            # the child process has finished, but the
+            # transport hasn't been notified yet?
+            and self._proc.poll() is None
+        ):
+            # (poll() may reap the child behind the watch: the watch then
+            # takes the status from the Popen object.)
             if self._loop is not None and self._loop.get_debug():
                 logger.warning("Close running child process: kill %r", self)
-            if self._watch is not None:
-                self._watch.send_signal(signal.SIGKILL)
-            else:
-                try:
-                    self._proc.kill()
-                except (ProcessLookupError, PermissionError):
-                    pass
+
+            try:
+                self._proc.kill()
+            except (ProcessLookupError, PermissionError):
+                # the process may have already exited or may be running setuid
+                pass
+
             # Don't clear the _proc reference yet: _connect_pipes() may
             # still run
 

@@ -378,8 +378,11 @@ class NetworkMixin(SockOpsMixin):
             exc = waiter.exception()
             if exc is None:
                 return
+        # 3.11+: the app transport only exists once the handshake is done;
+        # before that a failed handshake has already aborted the raw one.
         transport = ssl_protocol._app_transport
-        transport.close()
+        if transport is not None:
+            transport.close()
         if self.get_debug():
             self.call_exception_handler(
                 {

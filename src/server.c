@@ -320,10 +320,7 @@ listener_init(fl_listener *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "loop must be a fastloop Loop");
         return -1;
     }
-    if (!PyObject_TypeCheck(
-            sock, (PyTypeObject *)((fl_loop *)loop)->state->socket_socket))
-    {
-        PyErr_SetString(PyExc_TypeError, "sock must be a socket.socket");
+    if (fl_tr_check_socklike(sock) < 0) {
         return -1;
     }
     if (!PyCallable_Check(factory) ||

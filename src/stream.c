@@ -1313,10 +1313,7 @@ stream_init(fl_stream *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "extra must be a dict or None");
         return -1;
     }
-    if (!PyObject_TypeCheck(sock, (PyTypeObject *)((fl_loop *)loop)
-                                      ->state->socket_socket))
-    {
-        PyErr_SetString(PyExc_TypeError, "sock must be a socket.socket");
+    if (fl_tr_check_socklike(sock) < 0) {
         return -1;
     }
     if ((fd = fl_fd_from_object(sock)) < 0) {

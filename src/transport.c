@@ -140,3 +140,18 @@ fl_tr_call_soon(fl_loop *loop, PyObject *self, const char *name,
     Py_DECREF(h);
     return rc;
 }
+
+int
+fl_tr_check_socklike(PyObject *sock)
+{
+    int ok = !PyLong_Check(sock) && PyObject_HasAttrString(sock, "fileno") &&
+             PyObject_HasAttrString(sock, "family");
+
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError,
+                     "sock must be a socket object, not %.200s",
+                     Py_TYPE(sock)->tp_name);
+        return -1;
+    }
+    return 0;
+}

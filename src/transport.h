@@ -43,4 +43,8 @@ int fl_tr_fatal_error(fl_loop *loop, PyObject *self, const char *msg,
 int fl_tr_call_soon(fl_loop *loop, PyObject *self, const char *name,
                     PyObject *arg, PyObject *ctx);
 
+/* asyncio duck-types sockets (gunicorn passes wrappers that delegate to
+ * a socket): TypeError unless sock has fileno() and a family. */
+int fl_tr_check_socklike(PyObject *sock);
+
 #endif

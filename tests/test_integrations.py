@@ -250,6 +250,20 @@ def test_uvicorn_command_line():
     assert_clean_output(out)
 
 
+@pytest.mark.parametrize("mode", ["run", "serve"])
+def test_uvicorn_from_python(mode):
+    """uvicorn.run(app, loop="fastloop:new_event_loop"), and
+    uvicorn.Server(config).serve() in a program that runs on fastloop."""
+    need("uvicorn")
+    with Server([PY, "-m", "tests.apps.uvicorn_run", mode, "{port}"]) as srv:
+        assert get_json(srv.port)["loop"] == FASTLOOP_MODULE
+        rc = srv.stop()
+        out = srv.output()
+    assert rc == 0, out
+    assert "Finished server process" in out, out
+    assert_clean_output(out)
+
+
 def test_uvicorn_tls(certs):  # noqa: F811
     """HTTPS: uvicorn's TLS server on fastloop; clients: the stdlib and
     aiohttp's client on fastloop (by host name: getaddrinfo, happy eyeballs)."""
@@ -773,13 +787,7 @@ class _WrappedSocket:
         return getattr(self.sock, name)
 
 
-def test_create_server_accepts_socket_like_object(loop, loop_kind, request):
-    if loop_kind == "fastloop":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, raises=TypeError,
-            reason="core: create_server(sock=) takes only a socket.socket "
-                   "(C Listener: 'sock must be a socket.socket'); asyncio "
-                   "duck-types it (docs/NOTES-core-bugs.md #10)"))
+def test_create_server_accepts_socket_like_object(loop):
     raw = socket.create_server(("127.0.0.1", 0))
 
     async def main():
@@ -803,14 +811,6 @@ def test_tls_server_port_probe_is_silent(loop, loop_kind, certs, request):  # no
     load balancer's TCP health check, a port probe): asyncio says nothing
     (only in debug mode: 'Error on transport creation for incoming
     connection')."""
-    if loop_kind == "fastloop" and sys.version_info >= (3, 11):
-        request.applymarker(pytest.mark.xfail(
-            strict=True,
-            reason="fastloop/_net.py _fl_accepted_ssl_done: on 3.11+ "
-                   "ssl_protocol._app_transport is None until the handshake "
-                   "completes, so transport.close() raises AttributeError "
-                   "('Exception in callback ..._fl_accepted_ssl_done') "
-                   "(docs/NOTES-core-bugs.md #11)"))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(*certs)
     errors = []

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import select
+import shlex
 import shutil
 import signal
 import statistics
@@ -250,8 +251,14 @@ class Runner:
         errpath = os.path.join(self.tmpdir, "server%d.err" % self.nrun)
         cmd = [sys.executable, os.path.join(NETLIB, "server.py"),
                "--loop", kind, "--server", case.server, "--listen", listen]
+        if self.args.server_prefix:
+            out = os.path.join(self.args.attach_dir, "%s-%s-%d" % (case.name, kind, self.nrun))
+            cmd = shlex.split(self.args.server_prefix.format(
+                loop=kind, case=case.name, out=out)) + cmd
         if self.args.no_gc:
             cmd.append("--no-gc")
+        if self.args.server_args:
+            cmd += shlex.split(self.args.server_args)
         with open(errpath, "wb") as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err,
                                     stdin=subprocess.DEVNULL,
@@ -623,7 +630,7 @@ def syscall_report(results, labels, tool):
             if "samples" not in lr:
                 continue
             s = lr["samples"][0]
-            counts = parse(s.get("attach_out", ""))
+            counts = parse(s.get("attach_out", "") + ".txt")
             req = max(1, s["requests"])
             per_loop[label] = {k: (c / req, e / req) for k, (c, e) in counts.items()}
             lr["syscalls_per_req"] = {k: v[0] for k, v in per_loop[label].items()}
@@ -726,6 +733,17 @@ def parse_args(argv=None):
                         "window and sent SIGINT at its end; {pid} {loop} {case} "
                         "{out} are replaced, e.g. "
                         "'perf record -g -p {pid} -o {out}.data'")
+    p.add_argument("--loadgen", metavar="PATH",
+                   help="use this load generator binary instead of building "
+                        "bench/netlib/loadgen.c")
+    p.add_argument("--server-args", metavar="ARGS",
+                   help="extra arguments for bench/netlib/server.py (diagnostics, "
+                        "e.g. '--buffer-offset 64')")
+    p.add_argument("--server-prefix", metavar="CMD",
+                   help="run the server under CMD ({loop} {case} {out} replaced), e.g. "
+                        "'valgrind --tool=callgrind --collect-atstart=no "
+                        "--callgrind-out-file={out}.cg' with --attach "
+                        "'callgrind_control -i on {pid} && sleep 1000'")
     p.add_argument("--attach-dir", default=None,
                    help="directory for {out} (default: a new temp dir, kept)")
     p.add_argument("--attach-delay", type=float, default=0.2,
@@ -791,6 +809,18 @@ def _module_version(name):
         return None
 
 
+def _core_info():
+    """Which build of fastloop._core the servers load (others may rebuild
+    it while a long run goes on: compare mtimes between runs)."""
+    try:
+        import fastloop._core as core
+        st = os.stat(core.__file__)
+        return {"path": core.__file__, "size": st.st_size,
+                "mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(st.st_mtime))}
+    except (ImportError, OSError):
+        return None
+
+
 def main(argv=None, title="fastloop network benchmarks"):
     args = parse_args(argv)
     if args.list:
@@ -826,10 +856,12 @@ def main(argv=None, title="fastloop network benchmarks"):
                      "numbers are not representative")
 
     tmpdir = tempfile.mkdtemp(prefix="fastloop-net-")
-    if args.attach_cmd and args.attach_dir is None:
+    if (args.attach_cmd or args.server_prefix) and args.attach_dir is None:
         args.attach_dir = tempfile.mkdtemp(prefix="fastloop-net-attach-")
+    elif args.attach_dir:
+        os.makedirs(args.attach_dir, exist_ok=True)
     try:
-        loadgen = build_loadgen(tmpdir)
+        loadgen = args.loadgen or build_loadgen(tmpdir)
         runner = Runner(args, tmpdir, loadgen, wrk)
 
         ns = argparse.Namespace(**{**vars(args), "scale": 1.0, "gc": not args.no_gc})
@@ -844,6 +876,7 @@ def main(argv=None, title="fastloop network benchmarks"):
             "wrk": tool_version([wrk, "-v"]) if wrk else None,
             "cc": tool_version([os.environ.get("CC", "cc"), "--version"]),
             "aiohttp": _module_version("aiohttp"),
+            "fastloop_core": _core_info(),
             "syscalls": args.syscalls,
             "attach": args.attach_cmd,
         })
@@ -902,6 +935,11 @@ def main(argv=None, title="fastloop network benchmarks"):
         line = micro.aa_summary(results, subject, labels[-1])
         if line:
             print("\n" + line)
+        key = "%s/%s" % (subject, labels[-1])
+        dev = [abs(r["cpu_ratios"][key] - 1) for r in results.values() if key in r["cpu_ratios"]]
+        if dev:
+            print("A/A noise of server CPU/request: median |ratio-1| = %.1f%%, max = %.1f%%"
+                  % (statistics.median(dev) * 100, max(dev) * 100))
     for note in notes:
         print("note: " + note)
     print("total %.1f s" % wall)

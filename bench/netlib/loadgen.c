@@ -530,7 +530,7 @@ main(int argc, char **argv)
             k = (size_t)depth;
         }
         sbuf_len = period * (k + 1);
-        sbuf = malloc(sbuf_len);
+        sbuf = aligned_alloc(4096, (sbuf_len + 4095) / 4096 * 4096);
         uint32_t x = 2463534242u;
         for (size_t i = 0; i < period; i++) {
             x ^= x << 13;
@@ -542,7 +542,11 @@ main(int argc, char **argv)
             memcpy(sbuf + off, sbuf, period);
         }
     }
-    rbuf = malloc(RBUF_SIZE);
+    /* Page-aligned: a receive buffer that starts 8-24 bytes into a page
+     * (where malloc puts a 256 KiB block) makes the kernel's copy out of
+     * page-aligned TCP data 2-3x slower on the AMD EPYC VMs here (see
+     * docs/NOTES-perf.md); the client must stay cheap. */
+    rbuf = aligned_alloc(4096, RBUF_SIZE);
     conns = calloc((size_t)nconns, sizeof(*conns));
     if (sbuf == NULL || rbuf == NULL || conns == NULL) {
         fail("malloc");

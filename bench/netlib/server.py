@@ -48,18 +48,37 @@ class EchoProtocol(asyncio.Protocol):
         self.transport.write(data)
 
 
+# --buffer-offset: where in its memory page the BufferedProtocol's buffer
+# starts (None: wherever bytearray(256 KiB) puts it, which is 16 bytes into
+# a page with glibc).  A diagnostic: see docs/NOTES-perf.md.
+BUFFER_OFFSET = None
+
+
+def make_buffer():
+    """(bytearray, start, what get_buffer() returns)."""
+    if BUFFER_OFFSET is None:
+        raw = bytearray(READ_SIZE)
+        return raw, 0, raw
+    import ctypes
+    raw = bytearray(READ_SIZE + 8192)
+    addr = ctypes.addressof((ctypes.c_char * len(raw)).from_buffer(raw))
+    start = (BUFFER_OFFSET - addr) % 4096
+    return raw, start, memoryview(raw)[start:start + READ_SIZE]
+
+
 class EchoBufferedProtocol(asyncio.BufferedProtocol):
     # As uvloop's examples/bench/echoserver.py: the slice copies, so the
     # next get_buffer() cannot overwrite data still queued for sending.
     def connection_made(self, transport):
         self.transport = transport
-        self.buffer = bytearray(READ_SIZE)
+        self.raw, self.start, self.buffer = make_buffer()
 
     def get_buffer(self, sizehint):
         return self.buffer
 
     def buffer_updated(self, nbytes):
-        self.transport.write(self.buffer[:nbytes])
+        start = self.start
+        self.transport.write(self.raw[start:start + nbytes])
 
 
 async def echo_streams(reader, writer):
@@ -213,7 +232,12 @@ def main(argv=None):
                    help="disable the cyclic GC once serving (default: on; "
                         "each server is its own process, so no loop pays for "
                         "another's garbage)")
+    p.add_argument("--buffer-offset", type=int, metavar="N",
+                   help="buffered: start the receive buffer N bytes into a page "
+                        "(diagnostic)")
     args = p.parse_args(argv)
+    global BUFFER_OFFSET
+    BUFFER_OFFSET = args.buffer_offset
 
     factory, _ = micro.loop_factory(args.loop)
     loop = factory()

@@ -420,6 +420,8 @@ class Runner:
         return self._complete(sample, s0, s1, st0, st1, attach_out)
 
     def _complete(self, sample, s0, s1, st0, st1, attach_out):
+        info = _core_info()
+        sample["core_mtime"] = info and info["mtime"]
         d = delta(s0, s1)
         if d is None:
             raise RunError("could not read the server's /proc counters")
@@ -940,6 +942,11 @@ def main(argv=None, title="fastloop network benchmarks"):
         if dev:
             print("A/A noise of server CPU/request: median |ratio-1| = %.1f%%, max = %.1f%%"
                   % (statistics.median(dev) * 100, max(dev) * 100))
+    builds = sorted({s.get("core_mtime") for r in results.values()
+                     for lr in r["loops"].values() for s in lr.get("samples", ())} - {None})
+    if len(builds) > 1:
+        notes.append("WARNING: fastloop/_core was rebuilt during the run (builds of %s): "
+                     "the fastloop samples mix builds" % ", ".join(builds))
     for note in notes:
         print("note: " + note)
     print("total %.1f s" % wall)

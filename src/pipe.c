@@ -1086,14 +1086,15 @@ pipe_init(fl_pipe *self, PyObject *args, PyObject *kwargs)
     }
     self->watch_peer_ok = S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode);
 
-    self->extra = PyDict_New();
+    /* (A failed earlier __init__ may have left these.) */
+    Py_XSETREF(self->extra, PyDict_New());
     if (self->extra == NULL ||
         (extra != Py_None && PyDict_Update(self->extra, extra) < 0) ||
         PyDict_SetItemString(self->extra, "pipe", pipe) < 0)
     {
         return -1;
     }
-    self->context = PyContext_CopyCurrent();
+    Py_XSETREF(self->context, PyContext_CopyCurrent());
     if (self->context == NULL) {
         return -1;
     }

@@ -641,6 +641,10 @@ class SubprocessMixin:
     # ------------------------------------------------------------------
     # Pipes
 
+    def _fl_log_transport(self, level, msg, transport):
+        """Debug-mode log line of a C pipe transport (asyncio's)."""
+        logger.log(level, msg, transport)
+
     def _make_read_pipe_transport(self, pipe, protocol, waiter=None, extra=None):
         return _core.ReadPipeTransport(self, pipe, protocol, waiter, extra)
 

@@ -193,6 +193,26 @@ report(fl_pipe *self, const char *helper, PyObject *exc, const char *msg)
     Py_XDECREF(r);
 }
 
+/* Debug mode: asyncio's logger.log(level, fmt, self). Never raises. */
+static void
+debug_log(fl_pipe *self, int level, const char *fmt)
+{
+    PyObject *r;
+
+    if (!self->loop->debug) {
+        return;
+    }
+    r = PyObject_CallMethod((PyObject *)self->loop, "_fl_log_transport",
+                            "isO", level, fmt, (PyObject *)self);
+    if (r == NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_XDECREF(r);
+}
+
+#define LOG_DEBUG 10
+#define LOG_INFO 20
+
 /* Reports the current exception raised by a protocol callback: returns -1
  * (exception left set) for SystemExit/KeyboardInterrupt, else 0. */
 static int
@@ -437,6 +457,7 @@ on_read_eof(fl_pipe *self)
     PyObject *fn;
     int rc = 0;
 
+    debug_log(self, LOG_INFO, "%r was closed by peer");
     self->closing = 1;
     update_io_noerr(self);
     if (self->protocol == NULL) {
@@ -570,6 +591,7 @@ peer_closed(fl_pipe *self)
 {
     int rc;
 
+    debug_log(self, LOG_INFO, "%r was closed by peer");
     if (self->wbuf.len) {
         PyObject *exc = PyObject_CallNoArgs(PyExc_BrokenPipeError);
         if (exc == NULL) {
@@ -751,6 +773,7 @@ pipe_pause_reading(fl_pipe *self, PyObject *unused)
     self->paused = 1;
     Py_INCREF(self);
     update_io_noerr(self);
+    debug_log(self, LOG_DEBUG, "%r pauses reading");
     Py_DECREF(self);
     Py_RETURN_NONE;
 }
@@ -768,6 +791,7 @@ pipe_resume_reading(fl_pipe *self, PyObject *unused)
     if (update_io(self) < 0) {
         return NULL;
     }
+    debug_log(self, LOG_DEBUG, "%r resumes reading");
     Py_RETURN_NONE;
 }
 

@@ -585,6 +585,16 @@ import fastloop
 def pytest_asyncio_loop_factories(config, item):
     return {"fastloop": fastloop.new_event_loop}
 ''',
+    # pytest-asyncio 1.4+: fastloop and asyncio's loop side by side.
+    "multi": '''
+import asyncio
+
+import fastloop
+
+
+def pytest_asyncio_loop_factories(config, item):
+    return {"fastloop": fastloop.new_event_loop, "asyncio": asyncio.new_event_loop}
+''',
     # Either, by version: the conftest.py docs/frameworks.md gives.
     "compat": '''
 from importlib.metadata import version
@@ -653,19 +663,44 @@ def _run_pytest(tmp_path, files, plugin):
     return proc.returncode, proc.stdout.decode("utf-8", "replace")
 
 
-@pytest.mark.parametrize("how", ["compat", "hook", "policy"])
+_PYTEST_MULTI_TESTS = '''
+import asyncio
+
+import pytest
+
+import fastloop
+
+SEEN = []
+
+
+@pytest.mark.asyncio(loop_factories=["fastloop"])
+async def test_only_fastloop():
+    assert isinstance(asyncio.get_running_loop(), fastloop.Loop)
+
+
+@pytest.mark.asyncio
+async def test_every_factory():
+    SEEN.append(isinstance(asyncio.get_running_loop(), fastloop.Loop))
+
+
+def test_both_ran():
+    assert sorted(SEEN) == [False, True]
+'''
+
+
+@pytest.mark.parametrize("how", ["compat", "hook", "policy", "multi"])
 def test_pytest_asyncio_suite(tmp_path, how):
     need("pytest_asyncio")
-    if how == "hook" and _pytest_asyncio_version() < (1, 4):
+    if how in ("hook", "multi") and _pytest_asyncio_version() < (1, 4):
         pytest.skip("pytest_asyncio_loop_factories needs pytest-asyncio 1.4+")
     if how == "policy" and _pytest_asyncio_version() >= (1, 4):
         pytest.skip("overriding event_loop_policy is deprecated in pytest-asyncio 1.4+")
     rc, out = _run_pytest(tmp_path, {
         "conftest.py": _PYTEST_CONFTESTS[how],
-        "test_suite.py": _PYTEST_TESTS,
+        "test_suite.py": _PYTEST_MULTI_TESTS if how == "multi" else _PYTEST_TESTS,
     }, "pytest_asyncio.plugin")
     assert rc == 0, out
-    assert "2 passed" in out, out
+    assert ("4 passed" if how == "multi" else "2 passed") in out, out
 
 
 def test_anyio_pytest_plugin_suite(tmp_path):

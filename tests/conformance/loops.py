@@ -170,6 +170,10 @@ class _BaseEventsLogger:
         return "<conformance proxy for asyncio.base_events.logger>"
 
 
+_PROXY = _BaseEventsLogger()
+_fastloop_modules = (0, [])
+
+
 def route_logger():
     """Point the ``logger`` global of fastloop's modules at asyncio.base_events.logger
     (see _BaseEventsLogger). Returns a list of (module, original) to restore.
@@ -178,14 +182,19 @@ def route_logger():
         return []
     from asyncio.log import logger as asyncio_logger
     import sys
+    global _fastloop_modules
+    if len(sys.modules) != _fastloop_modules[0]:
+        # (re)scan only when modules were imported since the last scan
+        _fastloop_modules = (len(sys.modules), [
+            module for name, module in list(sys.modules.items())
+            if module is not None
+            and (name == "fastloop" or name.startswith("fastloop."))
+        ])
     saved = []
-    proxy = _BaseEventsLogger()
-    for name, module in list(sys.modules.items()):
-        if module is None or not (name == "fastloop" or name.startswith("fastloop.")):
-            continue
+    for module in _fastloop_modules[1]:
         if getattr(module, "logger", None) is asyncio_logger:
             saved.append((module, asyncio_logger))
-            module.logger = proxy
+            module.logger = _PROXY
     return saved
 
 

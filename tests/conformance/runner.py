@@ -44,8 +44,8 @@ def import_stdlib_tests():
     """Import test.test_asyncio (and its utils) or raise StdlibUnavailable."""
     try:
         import test.support  # noqa: F401
-        import test.test_asyncio  # noqa: F401
-        from test.test_asyncio import utils as test_utils
+        _import_unrewritten("test.test_asyncio")
+        test_utils = _import_unrewritten("test.test_asyncio.utils")
     except Exception as exc:  # ImportError, unittest.SkipTest, ...
         raise StdlibUnavailable(
             "CPython's test.test_asyncio package is not installed: %r" % (exc,)
@@ -108,6 +108,8 @@ class Case:
 
 # (module, class) -> reason, for the report
 EXCLUDED_CLASSES = {}
+# case id -> expectation kind (None: must pass), for the report
+CASE_KINDS = {}
 
 
 def _adapt(suite, module, cls):
@@ -125,27 +127,50 @@ def _adapt(suite, module, cls):
     return type(cls.__name__, (cls,), ns)
 
 
-def _selected_suites():
-    with_transports = os.environ.get(suites.TRANSPORT_MODULES_ENV) == "1"
-    return [s for s in suites.SUITES
-            if s.applies() and (with_transports or not s.transports)]
+def with_transports():
+    return os.environ.get(suites.TRANSPORT_MODULES_ENV) == "1"
+
+
+def _import_unrewritten(name):
+    """Import a stdlib test module bypassing pytest's assertion rewriting.
+
+    pytest rewrites every imported module named like a test file
+    (``test_*.py``), stdlib ones included: that costs seconds of AST work and
+    would run the stdlib tests as modified code. Without the hook they run
+    exactly as under unittest.
+    """
+    hooks = [(i, f) for i, f in enumerate(sys.meta_path)
+             if type(f).__name__ == "AssertionRewritingHook"]
+    for _, hook in hooks:
+        sys.meta_path.remove(hook)
+    try:
+        return importlib.import_module(name)
+    finally:
+        for i, hook in hooks:
+            sys.meta_path.insert(i, hook)
 
 
 def collect():
-    """All cases of the selected suites for this Python version."""
+    """All cases of the selected suites for this Python version.
+
+    Transport suites/classes that are not enabled are still enumerated (their
+    ids are checked against the expectations, so that only truly stale
+    patterns are reported) but yield no case.
+    """
     import_stdlib_tests()
     loader = unittest.TestLoader()
+    transports = with_transports()
     cases = []
-    for suite in _selected_suites():
-        try:
-            module = importlib.import_module(PREFIX + suite.name)
-        except unittest.SkipTest as exc:
-            cases.append(Case(suite.name, suite.name, None, None, ex.HARNESS,
-                              "stdlib module skipped itself: %s" % exc))
+    for suite in suites.SUITES:
+        if not suite.applies():
             continue
-        except ImportError as exc:
-            cases.append(Case(suite.name, suite.name, None, None, ex.HARNESS,
-                              "cannot import %s: %r" % (suite.name, exc)))
+        enabled = transports or not suite.transports
+        try:
+            module = _import_unrewritten(PREFIX + suite.name)
+        except (unittest.SkipTest, ImportError) as exc:
+            if enabled:
+                cases.append(Case(suite.name, suite.name, None, None, ex.HARNESS,
+                                  "cannot import %s: %r" % (suite.name, exc)))
             continue
         classes = []
         for name, obj in list(vars(module).items()):
@@ -156,16 +181,19 @@ def collect():
             if name in suite.exclude:
                 EXCLUDED_CLASSES[(suite.name, name)] = suite.exclude[name]
                 continue
-            classes.append((_adapt(suite, module, obj), None))
+            on = enabled and (transports or name not in suite.transport_classes)
+            classes.append((_adapt(suite, module, obj), None, on))
         if suite.extra is not None:
-            classes.extend(suite.extra(module))
-        for cls, only in classes:
+            classes.extend((cls, only, enabled) for cls, only in suite.extra(module))
+        for cls, only, on in classes:
             for method in loader.getTestCaseNames(cls):
                 if only is not None and method not in only:
                     continue
                 case_id = "%s.%s.%s" % (suite.name, cls.__name__, method)
                 kind, reason = expectation_for(case_id)
-                cases.append(Case(case_id, suite.name, cls, method, kind, reason))
+                if on:
+                    cases.append(Case(case_id, suite.name, cls, method, kind, reason))
+                    CASE_KINDS[case_id] = kind
     return cases
 
 
@@ -411,6 +439,21 @@ class Reporter:
                     row["ran"] += 1
         return table
 
+    def skip_categories(self):
+        cats = collections.Counter()
+        for cid, res in self.final.items():
+            if res != "skipped":
+                continue
+            kind = CASE_KINDS.get(cid)
+            out = OUTCOMES.get(cid)
+            if kind in ex.SKIP_KINDS:
+                cats[kind] += 1
+            elif out is not None and out.skip_reason == TESTLOOP_REASON:
+                cats["testloop (virtual-clock TestLoop)"] += 1
+            else:
+                cats["skipped by the stdlib test itself"] += 1
+        return cats
+
     def summary_lines(self):
         cols = ["items", "passed", "failed", "error", "xfailed", "xpassed",
                 "skipped", "used", "ran"]
@@ -425,6 +468,17 @@ class Reporter:
             total.update(row)
             lines.append("%-26s" % module + "".join("%8d" % row[c] for c in cols))
         lines.append("%-26s" % "TOTAL" + "".join("%8d" % total[c] for c in cols))
+        cats = self.skip_categories()
+        if cats:
+            lines.append("skipped: " + ", ".join(
+                "%d %s" % (n, cat) for cat, n in sorted(cats.items())))
+        lines.append(
+            "passed on the loop under test: %d (of which ran it: %d); passed "
+            "without touching it (mock loops, pure asyncio): %d"
+            % (total["used"], total["ran"], total["passed"] - total["used"]))
+        if not with_transports():
+            lines.append("transport suites not collected (%s=1 adds them)"
+                         % suites.TRANSPORT_MODULES_ENV)
         leaks = {cid: o.leaks for cid, o in OUTCOMES.items() if o.leaks}
         if leaks:
             lines.append("tests that left process-wide asyncio state behind (restored):")
@@ -452,6 +506,7 @@ class Reporter:
                 "loop_description": loops.description(),
                 "modules": {m: dict(r) for m, r in self.rows().items()},
                 "total": dict(total),
+                "skipped": dict(self.skip_categories()),
                 "outcomes": self.final,
                 "failures": {
                     cid: _first_line("\n".join(OUTCOMES[cid].problems))

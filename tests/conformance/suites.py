@@ -26,12 +26,15 @@ import sys
 
 from . import loops
 
+# "1": also collect the transport suites (Suite(transports=True) and
+# transport_classes): sockets, servers, streams, sendfile, subprocesses, SSL.
+# They take about as long again as the rest, so they are opt-in.
 TRANSPORT_MODULES_ENV = "FASTLOOP_CONFORMANCE_TRANSPORTS"
 
 
 class Suite:
     def __init__(self, name, min_version=(3, 9), exclude=None, adapters=None,
-                 extra=None, transports=False):
+                 extra=None, transports=False, transport_classes=()):
         self.name = name
         self.min_version = min_version
         # class name -> reason (class not collected)
@@ -43,6 +46,8 @@ class Suite:
         self.extra = extra
         # a module that is all about transports (opt-in, see TRANSPORT_MODULES_ENV)
         self.transports = transports
+        # classes of a loop-generic module that are about transports (opt-in)
+        self.transport_classes = frozenset(transport_classes)
 
     def applies(self, version=sys.version_info):
         return tuple(version[:2]) >= self.min_version
@@ -104,6 +109,38 @@ def gather_run_loop(module, cls):
     return {"_run_loop": _run_loop}
 
 
+def override_new_loop(module, cls):
+    """FunctionalTestCaseMixin-style classes build their loop in new_loop()."""
+
+    def new_loop(self):
+        return loops.new_loop()
+
+    return {"new_loop": new_loop}
+
+
+def bound_mixin(mixin_name, class_name):
+    """extra=: a TestCase class ``class_name`` made of the module's
+    ``mixin_name`` (which calls self.create_event_loop()) bound to the loop
+    under test, like test_events' EventLoopTests."""
+
+    def extra(module):
+        from test.test_asyncio import utils as test_utils
+
+        def create_event_loop(self):
+            return loops.new_loop()
+
+        cls = type(
+            class_name,
+            (getattr(module, mixin_name), test_utils.TestCase),
+            {"create_event_loop": create_event_loop,
+             "__module__": module.__name__,
+             "__doc__": "%s on the loop under test." % mixin_name},
+        )
+        return [(cls, None)]
+
+    return extra
+
+
 def events_extra(module):
     """test_events: EventLoopTestsMixin bound to the loop under test, plus the
     subprocess tests (SubprocessTestsMixin) on it."""
@@ -141,6 +178,19 @@ def events_extra(module):
 STDLIB_SELECTOR_LOOP = (
     "runs asyncio.SelectorEventLoop with a specific selector; the same "
     "EventLoopTestsMixin runs on the loop under test as EventLoopTests"
+)
+
+STDLIB_SELECTOR_LOOP_SOCK = (
+    "runs asyncio.SelectorEventLoop with a specific selector; the same "
+    "BaseSockTestsMixin runs on the loop under test as SockTests"
+)
+STDLIB_SELECTOR_LOOP_SENDFILE = (
+    "runs asyncio.SelectorEventLoop with a specific selector; the same "
+    "SendfileTestsBase runs on the loop under test as SendfileTests"
+)
+SAME_SUBPROCESS_TESTS = (
+    "the SubprocessMixin tests again with another stdlib child watcher "
+    "(the loop under test runs them once, in SubprocessThreadedWatcherTests)"
 )
 
 SUITES = [
@@ -184,4 +234,62 @@ SUITES = [
     Suite("test_taskgroups", min_version=(3, 11)),
     Suite("test_eager_task_factory", min_version=(3, 12)),
     Suite("test_staggered", min_version=(3, 13)),
+    Suite(
+        "test_unix_events",
+        exclude={
+            "SelectorEventLoopSignalTests": (
+                "mocks asyncio.unix_events.signal to test the stdlib "
+                "_UnixSelectorEventLoop's signal handler bookkeeping"),
+            "UnixReadPipeTransportTests": (
+                "asyncio's private _UnixReadPipeTransport class on a mocked os"),
+            "UnixWritePipeTransportTests": (
+                "asyncio's private _UnixWritePipeTransport class on a mocked os"),
+            "AbstractChildWatcherTests": "asyncio's child watcher classes",
+            "BaseChildWatcherTests": "asyncio's child watcher classes",
+            "SafeChildWatcherTests": "asyncio's child watcher classes (mocked os.waitpid)",
+            "FastChildWatcherTests": "asyncio's child watcher classes (mocked os.waitpid)",
+        },
+        adapters={"SelectorEventLoopUnixSocketTests":
+                  replace_setup("SelectorEventLoopUnixSocketTests")},
+        transport_classes={"SelectorEventLoopUnixSocketTests",
+                           "SelectorEventLoopUnixSockSendfileTests"},
+    ),
+    # -- transports: sockets, servers, streams, sendfile, subprocesses, SSL
+    Suite("test_sock_lowlevel", transports=True,
+          exclude={n: STDLIB_SELECTOR_LOOP_SOCK for n in (
+              "SelectEventLoopTests", "PollEventLoopTests", "EPollEventLoopTests",
+              "KqueueEventLoopTests", "ProactorEventLoopTests")},
+          extra=bound_mixin("BaseSockTestsMixin", "SockTests")),
+    Suite("test_sendfile", transports=True,
+          exclude={n: STDLIB_SELECTOR_LOOP_SENDFILE for n in (
+              "SelectEventLoopTests", "PollEventLoopTests", "EPollEventLoopTests",
+              "KqueueEventLoopTests", "ProactorEventLoopTests")},
+          extra=bound_mixin("SendfileTestsBase", "SendfileTests")),
+    Suite("test_streams", transports=True),
+    Suite("test_server", transports=True,
+          exclude={"ProactorStartServerTests": "Windows proactor loop"},
+          adapters={"BaseStartServer": override_new_loop}),
+    Suite("test_buffered_proto", transports=True,
+          exclude={"BufferedProtocolProactorTests": "Windows proactor loop"},
+          adapters={"BaseTestBufferedProtocol": override_new_loop}),
+    Suite("test_sslproto", transports=True,
+          exclude={"ProactorStartTLSTests": "Windows proactor loop"},
+          adapters={"BaseStartTLS": override_new_loop}),
+    Suite("test_ssl", min_version=(3, 11), transports=True),
+    Suite(
+        "test_subprocess", transports=True,
+        exclude={
+            "SubprocessTransportTests": (
+                "asyncio's BaseSubprocessTransport class on the mock TestLoop"),
+            "SubprocessSafeWatcherTests": SAME_SUBPROCESS_TESTS,
+            "SubprocessFastWatcherTests": SAME_SUBPROCESS_TESTS,
+            "SubprocessPidfdWatcherTests": SAME_SUBPROCESS_TESTS,
+            "SubprocessMultiLoopWatcherTests": SAME_SUBPROCESS_TESTS,
+            "MultiLoopChildWatcherTests": "asyncio's MultiLoopChildWatcher class",
+            "GenericWatcherTests": (
+                "asyncio's child watcher protocol (a mock watcher must be "
+                "called); fastloop watches its children itself"),
+            "SubprocessProactorTests": "Windows proactor loop",
+        },
+    ),
 ]

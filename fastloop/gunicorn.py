@@ -20,7 +20,6 @@ raises ImportError saying what to install.
 """
 
 import asyncio as _asyncio
-import socket as _socket
 import sys as _sys
 import warnings as _warnings
 
@@ -45,20 +44,6 @@ def _close_inherited_loop():
         old.close()
 
 
-def _unwrap_sockets(worker):
-    # gunicorn hands its workers gunicorn.sock.TCPSocket/UnixSocket objects,
-    # which delegate to a real socket.socket (their .sock) without being
-    # one.  asyncio's create_server(sock=...) duck-types them; fastloop's C
-    # listener takes only a socket.socket (docs/NOTES-core-bugs.md,
-    # "create_server(sock=...) ... socket.socket"), so give the framework
-    # the real sockets.  The listening sockets are the same either way.
-    worker.sockets = [
-        s.sock if not isinstance(s, _socket.socket)
-        and isinstance(getattr(s, "sock", None), _socket.socket) else s
-        for s in worker.sockets
-    ]
-
-
 def _make_gunicorn_worker():
     try:
         from aiohttp.worker import GunicornWebWorker
@@ -74,7 +59,6 @@ def _make_gunicorn_worker():
         """aiohttp's gunicorn worker, on a fastloop event loop."""
 
         def init_process(self):
-            _unwrap_sockets(self)
             _close_inherited_loop()
             self.loop = fastloop.new_event_loop()
             _asyncio.set_event_loop(self.loop)
@@ -112,11 +96,6 @@ def _uvicorn_base(name):
 def _make_uvicorn_worker(name, http):
     def factory():
         base = _uvicorn_base(name)
-
-        def init_process(self):
-            _unwrap_sockets(self)
-            base.init_process(self)
-
         cls = type(
             name,
             (base,),
@@ -124,7 +103,6 @@ def _make_uvicorn_worker(name, http):
                 "__doc__": "uvicorn's %s on a fastloop event loop." % name,
                 "__module__": __name__,
                 "CONFIG_KWARGS": dict(base.CONFIG_KWARGS, loop=UVICORN_LOOP, http=http),
-                "init_process": init_process,
             },
         )
         return cls

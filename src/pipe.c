@@ -29,7 +29,7 @@
  * close(), and a transport closed before its first iteration never starts
  * watching its fd. write() of something that is not bytes-like raises
  * TypeError (asyncio asserts). */
-#include "fastloop.h"
+#include "transport.h"
 #include "wbuf.h"
 
 #include <errno.h>
@@ -84,11 +84,7 @@ static int pipe_on_io(fl_io *io, unsigned events);
 static int
 check_init(fl_pipe *self)
 {
-    if (!self->initialised) {
-        PyErr_SetString(PyExc_RuntimeError, "transport is not initialised");
-        return -1;
-    }
-    return 0;
+    return fl_tr_check_init(self->initialised);
 }
 
 /* Calls fn(*args) inside the transport's context. New reference or NULL. */
@@ -96,27 +92,7 @@ static PyObject *
 call_in_ctx(fl_pipe *self, PyObject *fn, PyObject *const *args,
             Py_ssize_t nargs)
 {
-    PyObject *res, *et, *ev, *etb;
-
-    /* Already inside it (a protocol callback calling back into the
-     * transport): a Context cannot be entered twice. */
-    if (PyThreadState_Get()->context == self->context) {
-        return PyObject_Vectorcall(fn, args, nargs, NULL);
-    }
-    if (PyContext_Enter(self->context) < 0) {
-        return NULL;
-    }
-    res = PyObject_Vectorcall(fn, args, nargs, NULL);
-    PyErr_Fetch(&et, &ev, &etb);
-    if (PyContext_Exit(self->context) < 0) {
-        Py_XDECREF(et);
-        Py_XDECREF(ev);
-        Py_XDECREF(etb);
-        Py_XDECREF(res);
-        return NULL;
-    }
-    PyErr_Restore(et, ev, etb);
-    return res;
+    return fl_tr_call_in_ctx(self->context, fn, args, nargs);
 }
 
 /* Calls protocol.<name>(*args) in the transport's context. */
@@ -124,40 +100,8 @@ static PyObject *
 call_proto(fl_pipe *self, const char *name, PyObject *const *args,
            Py_ssize_t nargs)
 {
-    PyObject *fn, *res;
-
-    if (self->protocol == NULL) {
-        Py_RETURN_NONE;
-    }
-    fn = PyObject_GetAttrString(self->protocol, name);
-    if (fn == NULL) {
-        return NULL;
-    }
-    res = call_in_ctx(self, fn, args, nargs);
-    Py_DECREF(fn);
-    return res;
-}
-
-static int
-is_fatal_exc(void)
-{
-    return PyErr_ExceptionMatches(PyExc_SystemExit) ||
-           PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
-}
-
-static PyObject *
-fetch_exc(void)
-{
-    PyObject *t, *v, *tb;
-
-    PyErr_Fetch(&t, &v, &tb);
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (tb != NULL && v != NULL) {
-        PyException_SetTraceback(v, tb);
-    }
-    Py_XDECREF(t);
-    Py_XDECREF(tb);
-    return v;
+    return fl_tr_call_method(self->context, self->protocol, name, args,
+                             nargs);
 }
 
 /* loop.call_exception_handler({message, exception, transport, protocol}).
@@ -185,12 +129,7 @@ call_handler(fl_pipe *self, PyObject *exc, const char *msg)
 static void
 report(fl_pipe *self, const char *helper, PyObject *exc, const char *msg)
 {
-    PyObject *r = PyObject_CallMethod((PyObject *)self->loop, helper, "OOs",
-                                      (PyObject *)self, exc, msg);
-    if (r == NULL) {
-        PyErr_WriteUnraisable((PyObject *)self);
-    }
-    Py_XDECREF(r);
+    fl_tr_report(self->loop, (PyObject *)self, helper, exc, msg);
 }
 
 /* Debug mode: asyncio's logger.log(level, fmt, self). Never raises. */
@@ -220,10 +159,10 @@ protocol_error(fl_pipe *self, const char *msg)
 {
     PyObject *exc;
 
-    if (is_fatal_exc()) {
+    if (fl_tr_is_fatal_exc()) {
         return -1;
     }
-    exc = fetch_exc();
+    exc = fl_tr_fetch_exc();
     if (exc != NULL) {
         call_handler(self, exc, msg);
         Py_DECREF(exc);
@@ -255,15 +194,8 @@ call_soon_fn(fl_pipe *self, PyObject *fn, PyObject *arg)
 static int
 call_soon_method(fl_pipe *self, const char *name, PyObject *arg)
 {
-    PyObject *fn = PyObject_GetAttrString((PyObject *)self, name);
-    int rc;
-
-    if (fn == NULL) {
-        return -1;
-    }
-    rc = call_soon_fn(self, fn, arg);
-    Py_DECREF(fn);
-    return rc;
+    return fl_tr_call_soon(self->loop, (PyObject *)self, name, arg,
+                           self->context);
 }
 
 /* ------------------------------------------------------------------ */
@@ -379,10 +311,10 @@ fatal_error(fl_pipe *self, const char *msg)
     PyObject *exc;
     int quiet = 1;
 
-    if (is_fatal_exc()) {
+    if (fl_tr_is_fatal_exc()) {
         return -1;
     }
-    exc = fetch_exc();
+    exc = fl_tr_fetch_exc();
     if (exc == NULL) {
         return 0;
     }
@@ -547,10 +479,10 @@ maybe_pause_protocol(fl_pipe *self)
     r = call_proto(self, "pause_writing", NULL, 0);
     if (r == NULL) {
         PyObject *exc;
-        if (is_fatal_exc()) {
+        if (fl_tr_is_fatal_exc()) {
             return -1;
         }
-        exc = fetch_exc();
+        exc = fl_tr_fetch_exc();
         report(self, "_fl_protocol_error", exc,
                "protocol.pause_writing() failed");
         Py_XDECREF(exc);
@@ -572,10 +504,10 @@ maybe_resume_protocol(fl_pipe *self)
     r = call_proto(self, "resume_writing", NULL, 0);
     if (r == NULL) {
         PyObject *exc;
-        if (is_fatal_exc()) {
+        if (fl_tr_is_fatal_exc()) {
             return -1;
         }
-        exc = fetch_exc();
+        exc = fl_tr_fetch_exc();
         report(self, "_fl_protocol_error", exc,
                "protocol.resume_writing() failed");
         Py_XDECREF(exc);

@@ -148,8 +148,18 @@ class _ChildWatch:
             try:
                 os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
             except ChildProcessError:
-                pass
-            code = self._reap(0)
+                # Reaped behind our back: never wait on the pid again (it
+                # may already name another child).
+                with self._lock:
+                    self._reaped = True
+                code = _REAPED_ELSEWHERE
+            else:
+                # A zombie now: reaping it cannot block.
+                code = self._reap(os.WNOHANG)
+                if code is None:  # pragma: no cover - reaped and reused
+                    with self._lock:
+                        self._reaped = True
+                    code = _REAPED_ELSEWHERE
         else:  # pragma: no cover - Linux has waitid
             try:
                 _, status = os.waitpid(self.pid, 0)

@@ -25,7 +25,7 @@
 #define ST(self) ((self)->loop->state)
 
 static int stream_on_io(fl_io *io, unsigned events);
-static void force_close(fl_stream *self, PyObject *exc);
+static int force_close(fl_stream *self, PyObject *exc);
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
@@ -62,7 +62,9 @@ report(fl_stream *self, const char *helper, PyObject *exc, const char *msg)
 static void
 force_close_obj(PyObject *self, PyObject *exc)
 {
-    force_close((fl_stream *)self, exc);
+    if (force_close((fl_stream *)self, exc) < 0) {
+        PyErr_WriteUnraisable(self);
+    }
 }
 
 static int
@@ -261,11 +263,13 @@ fail_empty_waiter(fl_stream *self, PyObject *exc)
 }
 
 /* asyncio's _force_close. */
-static void
+static int
 force_close(fl_stream *self, PyObject *exc)
 {
+    int rc = 0;
+
     if (self->conn_lost) {
-        return;
+        return 0;
     }
     if (self->wbuf.len) {
         fl_wbuf_clear(&self->wbuf);
@@ -274,12 +278,10 @@ force_close(fl_stream *self, PyObject *exc)
     self->conn_lost++;
     Py_INCREF(self);
     update_io_noerr(self);
-    if (call_soon_method(self, "_call_connection_lost",
-                         exc ? exc : Py_None) < 0)
-    {
-        PyErr_WriteUnraisable((PyObject *)self);
-    }
+    /* Fails (RuntimeError) only on a closed loop, like call_soon. */
+    rc = call_soon_method(self, "_call_connection_lost", exc ? exc : Py_None);
     Py_DECREF(self);
+    return rc;
 }
 
 static PyObject *
@@ -493,7 +495,7 @@ on_writable(fl_stream *self)
         settle_empty_waiter(self, exc);
         report(self, "_fl_transport_error", exc,
                "Fatal write error on socket transport");
-        force_close(self, exc);
+        force_close_obj((PyObject *)self, exc);
         Py_DECREF(exc);
         return 0;
     }
@@ -796,7 +798,9 @@ stream_abort(fl_stream *self, PyObject *unused)
     if (check_init(self) < 0) {
         return NULL;
     }
-    force_close(self, NULL);
+    if (force_close(self, NULL) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -988,6 +992,9 @@ stream_get_protocol(fl_stream *self, PyObject *unused)
 static PyObject *
 get_sock(fl_stream *self)
 {
+    if (!self->initialised && self->sock == NULL) {
+        Py_RETURN_NONE; /* made by __new__ alone: there is no fd */
+    }
     if (self->sock == NULL) {
         if (self->fd_closed || self->io.fd < 0) {
             Py_RETURN_NONE;
@@ -1079,7 +1086,9 @@ stream_force_close_meth(fl_stream *self, PyObject *exc)
     if (check_init(self) < 0) {
         return NULL;
     }
-    force_close(self, exc == Py_None ? NULL : exc);
+    if (force_close(self, exc == Py_None ? NULL : exc) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -1466,7 +1475,8 @@ get_sock_attr(fl_stream *self, void *c)
 static PyObject *
 get_sock_fd(fl_stream *self, void *c)
 {
-    return PyLong_FromLong(self->fd_closed ? -1 : self->io.fd);
+    return PyLong_FromLong(self->fd_closed || !self->initialised ? -1
+                                                                 : self->io.fd);
 }
 
 static PyObject *

@@ -87,7 +87,7 @@ typedef struct {
 #define ST(self) ((self)->loop->state)
 
 static int udp_on_io(fl_io *io, unsigned events);
-static void force_close(fl_udp *self, PyObject *exc);
+static int force_close(fl_udp *self, PyObject *exc);
 static PyObject *udp_call_connection_lost(fl_udp *self, PyObject *exc);
 
 /* ------------------------------------------------------------------ */
@@ -125,7 +125,9 @@ report(fl_udp *self, const char *helper, PyObject *exc, const char *msg)
 static void
 force_close_obj(PyObject *self, PyObject *exc)
 {
-    force_close((fl_udp *)self, exc);
+    if (force_close((fl_udp *)self, exc) < 0) {
+        PyErr_WriteUnraisable(self);
+    }
 }
 
 static int
@@ -413,11 +415,13 @@ close_fd(fl_udp *self)
 }
 
 /* asyncio's _force_close. */
-static void
+static int
 force_close(fl_udp *self, PyObject *exc)
 {
+    int rc = 0;
+
     if (self->conn_lost) {
-        return;
+        return 0;
     }
     wbuf_clear(self);
     self->wtail = 0;
@@ -425,12 +429,10 @@ force_close(fl_udp *self, PyObject *exc)
     self->conn_lost++;
     Py_INCREF(self);
     update_io_noerr(self);
-    if (call_soon_method(self, "_call_connection_lost",
-                         exc ? exc : Py_None) < 0)
-    {
-        PyErr_WriteUnraisable((PyObject *)self);
-    }
+    /* Fails (RuntimeError) only on a closed loop, like call_soon. */
+    rc = call_soon_method(self, "_call_connection_lost", exc ? exc : Py_None);
     Py_DECREF(self);
+    return rc;
 }
 
 static PyObject *
@@ -901,7 +903,9 @@ udp_abort(fl_udp *self, PyObject *unused)
     if (check_init(self) < 0) {
         return NULL;
     }
-    force_close(self, NULL);
+    if (force_close(self, NULL) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -911,7 +915,9 @@ udp_force_close(fl_udp *self, PyObject *exc)
     if (check_init(self) < 0) {
         return NULL;
     }
-    force_close(self, exc == Py_None ? NULL : exc);
+    if (force_close(self, exc == Py_None ? NULL : exc) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -931,7 +937,9 @@ udp_fatal_error(fl_udp *self, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     report(self, "_fl_transport_error", exc, msg);
-    force_close(self, exc);
+    if (force_close(self, exc) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 

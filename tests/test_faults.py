@@ -786,7 +786,7 @@ async def _open_transport(loop, kind, keep):
     return tr
 
 
-CLOSED_LOOP_BUGS = {("stream", "abort"), ("udp", "abort")}
+CLOSED_LOOP_BUGS = set()  # R2 fixed
 
 
 @pytest.mark.parametrize("method", ["close", "abort"])
@@ -1356,7 +1356,7 @@ def _bad_input_verdict(target, skip=""):
 @pytest.mark.parametrize("target", TARGETS)
 def test_bad_input_never_crashes(target):
     # StreamTransport.__new__(...)._sock: see the dedicated xfail below.
-    _bad_input_verdict(target, skip="_sock" if target == "stream_new" else "")
+    _bad_input_verdict(target)
 
 
 def _child_uninit_sock():
@@ -1370,13 +1370,8 @@ def _child_uninit_sock():
     print(json.dumps({"fd0": os.fstat(0).st_ino, "sock_fd": t._sock_fd}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug (docs/NOTES-core-bugs.md, R1): "
-    "StreamTransport.__new__(StreamTransport)._sock segfaults "
-    "(get_sock() dereferences the NULL loop; with a loop it would wrap fd 0)",
-)
 def test_uninitialised_stream_transport_sock():
+    """R1 (fixed): _sock of an instance made by __new__ alone is None."""
     res = child_json(run_child("uninit_sock"))
     assert res["sock_fd"] == -1, res
 

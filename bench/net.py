@@ -259,9 +259,14 @@ class Runner:
             cmd.append("--no-gc")
         if self.args.server_args:
             cmd += shlex.split(self.args.server_args)
+        env = None
+        if self.args.pythonpath:
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(
+                [self.args.pythonpath] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         with open(errpath, "wb") as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err,
-                                    stdin=subprocess.DEVNULL,
+                                    stdin=subprocess.DEVNULL, env=env,
                                     preexec_fn=_affinity(self.server_cpus))
         proc.errpath = errpath
         try:
@@ -735,6 +740,9 @@ def parse_args(argv=None):
                         "window and sent SIGINT at its end; {pid} {loop} {case} "
                         "{out} are replaced, e.g. "
                         "'perf record -g -p {pid} -o {out}.data'")
+    p.add_argument("--no-snapshot", action="store_true",
+                   help="servers import fastloop from where it is, instead of from a "
+                        "copy made at start-up (the copy keeps one build for the run)")
     p.add_argument("--loadgen", metavar="PATH",
                    help="use this load generator binary instead of building "
                         "bench/netlib/loadgen.c")
@@ -811,16 +819,38 @@ def _module_version(name):
         return None
 
 
+SNAPSHOT = {}
+
+
 def _core_info():
-    """Which build of fastloop._core the servers load (others may rebuild
-    it while a long run goes on: compare mtimes between runs)."""
+    """Which build of fastloop._core the servers load."""
+    path = SNAPSHOT.get("core")
+    if path is None:
+        try:
+            import fastloop._core as core
+            path = core.__file__
+        except ImportError:
+            return None
     try:
-        import fastloop._core as core
-        st = os.stat(core.__file__)
-        return {"path": core.__file__, "size": st.st_size,
-                "mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(st.st_mtime))}
-    except (ImportError, OSError):
+        st = os.stat(path)
+    except OSError:
         return None
+    return {"path": path, "size": st.st_size,
+            "mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(st.st_mtime))}
+
+
+def snapshot_fastloop(tmpdir):
+    """Copy the fastloop package the servers would import into tmpdir and
+    return a PYTHONPATH entry for it: a long run then measures one build even
+    if the checkout's extension is rebuilt meanwhile."""
+    import fastloop._core as core
+    src = os.path.dirname(micro._import_fastloop().__file__)
+    dst = os.path.join(tmpdir, "snapshot")
+    shutil.copytree(src, os.path.join(dst, "fastloop"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    SNAPSHOT["source"] = src
+    SNAPSHOT["core"] = os.path.join(dst, "fastloop", os.path.basename(core.__file__))
+    return dst
 
 
 def main(argv=None, title="fastloop network benchmarks"):
@@ -864,6 +894,9 @@ def main(argv=None, title="fastloop network benchmarks"):
         os.makedirs(args.attach_dir, exist_ok=True)
     try:
         loadgen = args.loadgen or build_loadgen(tmpdir)
+        args.pythonpath = None
+        if not args.no_snapshot and "fastloop" in [lb[:-2] if lb.endswith("-b") else lb for lb in labels]:
+            args.pythonpath = snapshot_fastloop(tmpdir)
         runner = Runner(args, tmpdir, loadgen, wrk)
 
         ns = argparse.Namespace(**{**vars(args), "scale": 1.0, "gc": not args.no_gc})
@@ -879,6 +912,7 @@ def main(argv=None, title="fastloop network benchmarks"):
             "cc": tool_version([os.environ.get("CC", "cc"), "--version"]),
             "aiohttp": _module_version("aiohttp"),
             "fastloop_core": _core_info(),
+            "fastloop_snapshot_of": SNAPSHOT.get("source"),
             "syscalls": args.syscalls,
             "attach": args.attach_cmd,
         })

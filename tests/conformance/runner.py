@@ -374,8 +374,10 @@ def run_case(case, timeout=TIMEOUT):
     for holder in result.unexpectedSuccesses:
         outcome.problems.append("unexpected success of a stdlib @expectedFailure test")
     for holder, reason in result.skipped:
-        # a skipped subtest does not make the whole test skipped
-        if holder is test:
+        # A skipped subtest does not make the whole test skipped; a SkipTest
+        # from setUpClass/setUpModule comes with an error holder and the
+        # test never starts.
+        if holder is test or result.testsRun == 0:
             outcome.skip_reason = reason or "skipped by the stdlib test"
     if result.expectedFailures:
         outcome.expected_failure = True
@@ -433,10 +435,14 @@ class Reporter:
             row[res] += 1
             out = OUTCOMES.get(cid)
             if res == "passed" and out is not None:
-                if out.created or out.ran:
+                if out.testloop:
+                    # FASTLOOP_CONFORMANCE_TESTLOOP=run: the body ran on the
+                    # stdlib TestLoop, whatever setUp made
+                    row["testloop"] += 1
+                elif out.created or out.ran:
                     row["used"] += 1
-                if out.ran:
-                    row["ran"] += 1
+                    if out.ran:
+                        row["ran"] += 1
         return table
 
     def skip_categories(self):
@@ -475,7 +481,11 @@ class Reporter:
         lines.append(
             "passed on the loop under test: %d (of which ran it: %d); passed "
             "without touching it (mock loops, pure asyncio): %d"
-            % (total["used"], total["ran"], total["passed"] - total["used"]))
+            % (total["used"], total["ran"],
+               total["passed"] - total["used"] - total["testloop"]))
+        if total["testloop"]:
+            lines.append("passed on the stdlib virtual-clock TestLoop (run as-is): %d"
+                         % total["testloop"])
         if not with_transports():
             lines.append("transport suites not collected (%s=1 adds them)"
                          % suites.TRANSPORT_MODULES_ENV)

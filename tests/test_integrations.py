@@ -162,6 +162,33 @@ def http_request(port, method, path, body=None, headers=None, conn=None):
             conn.close()
 
 
+def slow_read(port, path, n, slow_for=0.5):
+    """GET path with a small receive buffer, reading slowly at first: the
+    server's transport fills up and must pause and resume writing.  Returns
+    (status line, body)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", port))
+        s.sendall(("GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+                   % path).encode())
+        got = bytearray()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < slow_for:
+            data = s.recv(1024)
+            if not data:
+                break
+            got += data
+            time.sleep(0.002)
+        while True:
+            data = s.recv(1 << 20)
+            if not data:
+                break
+            got += data
+    head, _, body = bytes(got).partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], body
+
+
 def get_json(port, path="/loop", conn=None, headers=None):
     status, _, body = http_request(port, "GET", path, conn=conn, headers=headers)
     assert status == 200, body
@@ -210,15 +237,17 @@ def _ws_client_roundtrip(port):
     return run_on_fastloop(main())
 
 
-def test_uvicorn_command_line():
+@pytest.mark.parametrize("http_impl", ["h11", "httptools"])
+def test_uvicorn_command_line(http_impl):
     need("uvicorn")
     need("websockets")
+    need(http_impl)
     import uvicorn
 
     if tuple(int(x) for x in uvicorn.__version__.split(".")[:2]) < (0, 36):
         pytest.skip("uvicorn %s: --loop module:attr needs 0.36+" % uvicorn.__version__)
     argv = [PY, "-m", "uvicorn", "tests.apps.asgi:app",
-            "--loop", "fastloop:new_event_loop",
+            "--loop", "fastloop:new_event_loop", "--http", http_impl,
             "--host", "127.0.0.1", "--port", "{port}", "--ws", "websockets"]
     with Server(argv) as srv:
         port = srv.port
@@ -242,6 +271,11 @@ def test_uvicorn_command_line():
         first, replies = _ws_client_roundtrip(port)
         assert first == "loop:" + FASTLOOP_MODULE
         assert replies == ["hello", "x" * 100000, "bye"]
+
+        # A slow reader: the server must pause and resume writing.
+        n = 8 << 20
+        status, body = slow_read(port, "/big?n=%d" % n, n)
+        assert status == b"HTTP/1.1 200 OK" and body == b"x" * n
 
         rc = srv.stop()
         out = srv.output()
@@ -336,6 +370,13 @@ def test_aiohttp_run_app_subprocess():
         body = b"0123456789" * 100000
         status, _, echoed = http_request(srv.port, "POST", "/echo", body=body)
         assert status == 200 and echoed == body
+        # Slow readers: a streamed response (pause/resume writing) and a
+        # FileResponse (loop.sendfile waiting for the socket to drain).
+        _, pattern = _aiohttp_app()
+        n = 8 << 20
+        for path in ("/big?n=%d" % n, "/file?n=%d" % n):
+            status, got = slow_read(srv.port, path, n)
+            assert status == b"HTTP/1.1 200 OK" and got == pattern(n), path
         rc = srv.stop()
         out = srv.output()
     assert rc == 0, out

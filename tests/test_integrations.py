@@ -527,8 +527,17 @@ def test_gunicorn_two_workers(worker, app, needs, record_property):
         record_property("worker_pids", sorted(pids))
         print("gunicorn %s: requests per worker pid: %s" % (worker, pids))
         assert len(pids) == 2, "only one worker answered: %s" % pids
+        # Graceful stop: a request in flight when the master gets SIGTERM
+        # is answered before the worker exits.
+        box = {}
+        t = threading.Thread(target=lambda: box.update(
+            r=get_json(srv.port, "/sleep?t=1", headers={"Connection": "close"})))
+        t.start()
+        time.sleep(0.4)
         rc = srv.stop()
+        t.join(10)
         out = srv.output()
+    assert box.get("r", {}).get("loop") == FASTLOOP_MODULE, (box, out)
     assert rc == 0, out
     assert out.count("Booting worker with pid") == 2, out
     assert "Using worker: %s" % worker in out, out

@@ -7,6 +7,7 @@
 Routes:
   GET  /loop         {"loop": module of the running loop's class, "class",
                       "pid", "peer": the client's (host, port)}
+  GET  /sleep?t=S    like /loop, after asyncio.sleep(S) (default 0.5)
   POST /echo         the request body
   GET  /big?n=N      N bytes streamed in 64 KiB writes (StreamResponse)
   GET  /file?n=N     FileResponse of an N-byte file (goes through
@@ -42,6 +43,11 @@ def _loop_info(request=None):
 
 
 async def loop_info(request):
+    return web.json_response(_loop_info(request))
+
+
+async def sleep(request):
+    await asyncio.sleep(float(request.query.get("t", 0.5)))
     return web.json_response(_loop_info(request))
 
 
@@ -101,6 +107,7 @@ def make_app():
     app = web.Application(client_max_size=64 << 20)
     app[FILES] = {}
     app.router.add_get("/loop", loop_info)
+    app.router.add_get("/sleep", sleep)
     app.router.add_post("/echo", echo)
     app.router.add_get("/big", big)
     app.router.add_get("/file", file)

@@ -3,6 +3,7 @@
 GET /loop     -> JSON {"loop": <module of the running loop's class>,
                        "class": <its qualified name>, "pid": <os.getpid()>}
 GET /big?n=N  -> N bytes (b"x" * N), streamed in 64 KiB chunks
+GET /sleep?t=S -> like /loop, after asyncio.sleep(S) (default 0.5)
 POST /echo    -> the request body
 websocket /ws -> first message "loop:<module>", then echoes every text
                  message back until the client closes
@@ -42,6 +43,13 @@ async def _http(scope, receive, send):
     if path == "/loop":
         await _send(send, 200, json.dumps(_loop_info()).encode(),
                     b"application/json")
+    elif path == "/sleep":
+        secs = 0.5
+        for part in scope.get("query_string", b"").split(b"&"):
+            if part.startswith(b"t="):
+                secs = float(part[2:])
+        await asyncio.sleep(secs)
+        await _send(send, 200, json.dumps(_loop_info()).encode(), b"application/json")
     elif path == "/echo":
         await _send(send, 200, await _read_body(receive))
     elif path == "/big":

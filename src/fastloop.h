@@ -200,6 +200,7 @@ typedef struct fl_loop {
     PyObject *weakreflist;
     char *rbuf; /* shared read buffer of the stream transports */
     int polls_skipped;   /* consecutive non-blocking polls skipped */
+    int nevents;         /* events of this iteration's poll in events[] */
     /* Recycled handle objects (handle.c), [0] Handle, [1] TimerHandle. */
     PyObject *freelist[2][FL_FREELIST_SIZE];
     int nfree[2];
@@ -249,7 +250,7 @@ int fl_io_init(fl_loop *loop);
 void fl_io_close(fl_loop *loop);
 int fl_io_traverse(fl_loop *loop, visitproc visit, void *arg);
 int fl_io_flush(fl_loop *loop);
-int fl_io_dispatch(fl_loop *loop, int n);
+int fl_io_dispatch(fl_loop *loop, int n, int phase);
 int fl_io_start(fl_loop *loop, fl_io *io, unsigned mask);
 void fl_io_stop(fl_loop *loop, fl_io *io);
 void fl_io_pause(fl_loop *loop, fl_io *io);

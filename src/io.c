@@ -504,8 +504,14 @@ dispatch_io(fl_loop *loop, fl_io *io, unsigned mask)
     return rc;
 }
 
+/* Dispatches the poll results in two phases, so that the order is
+ * asyncio's (_run_once: the callbacks already queued run before the I/O
+ * callbacks of this poll): phase 0 drains the wake-up fd and queues the
+ * handles of user watchers; phase 1, run after the previously queued
+ * callbacks, calls the C watchers (transports). Each event is checked
+ * against the slot's current generation and wanted mask at that time. */
 int
-fl_io_dispatch(fl_loop *loop, int n)
+fl_io_dispatch(fl_loop *loop, int n, int phase)
 {
     int i;
 
@@ -513,7 +519,9 @@ fl_io_dispatch(fl_loop *loop, int n)
         fl_event *e = &loop->events[i];
         fl_fd *s;
         if (e->fd == loop->wakefd) {
-            fl_wakeup_drain(loop);
+            if (phase == 0) {
+                fl_wakeup_drain(loop);
+            }
             continue;
         }
         if (e->fd < 0 || e->fd >= loop->nfds) {
@@ -524,10 +532,13 @@ fl_io_dispatch(fl_loop *loop, int n)
             continue; /* stale: the fd left the poller in this batch */
         }
         if (s->io != NULL) {
-            unsigned m = e->mask & (s->io->wanted ? s->io->wanted : 0);
-            if (m && dispatch_io(loop, s->io, m) < 0) {
+            unsigned m = e->mask & s->io->wanted;
+            if (phase == 1 && m && dispatch_io(loop, s->io, m) < 0) {
                 return -1;
             }
+            continue;
+        }
+        if (phase == 1) {
             continue;
         }
         if ((e->mask & FL_READ) && queue_user(loop, e->fd, FL_READ) < 0) {

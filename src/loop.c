@@ -380,6 +380,7 @@ poll_io(fl_loop *self, int64_t timeout)
 {
     int n;
 
+    self->nevents = 0;
     if (timeout == 0 && self->nwatched == 0) {
         /* Nothing to poll but the wake-up fd, whose only job is to end a
          * blocking wait: skip the syscall. */
@@ -418,7 +419,8 @@ poll_io(fl_loop *self, int64_t timeout)
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    return fl_io_dispatch(self, n);
+    self->nevents = n;
+    return fl_io_dispatch(self, n, 0);
 }
 
 /* Moves due timers to the ready queue. */
@@ -445,20 +447,13 @@ collect_timers(fl_loop *self)
 
 /* One iteration, as asyncio's BaseEventLoop._run_once: poll, collect due
  * timers, then run exactly the callbacks that are ready now. */
+/* Runs up to n handles from the front of the ready queue. */
 static int
-run_once(fl_loop *self)
+run_ready(fl_loop *self, Py_ssize_t n)
 {
-    Py_ssize_t ntodo, i;
+    Py_ssize_t i;
 
-    self->n_iterations++;
-    if (poll_io(self, poll_timeout(self)) < 0) {
-        return -1;
-    }
-    if (collect_timers(self) < 0) {
-        return -1;
-    }
-    ntodo = self->ready.len;
-    for (i = 0; i < ntodo; i++) {
+    for (i = 0; i < n; i++) {
         PyObject *h = fl_ready_pop(&self->ready);
         int rc;
         if (h == NULL) {
@@ -476,6 +471,37 @@ run_once(fl_loop *self)
         }
     }
     return 0;
+}
+
+/* One iteration, as asyncio's BaseEventLoop._run_once: poll, collect due
+ * timers, then run exactly the callbacks that are ready now — first those
+ * queued before the poll, then the I/O callbacks (C transports), then the
+ * handles of user watchers and the due timers. */
+static int
+run_once(fl_loop *self)
+{
+    Py_ssize_t nold = self->ready.len, ntodo;
+
+    self->n_iterations++;
+    if (poll_io(self, poll_timeout(self)) < 0) {
+        return -1;
+    }
+    if (collect_timers(self) < 0) {
+        return -1;
+    }
+    ntodo = self->ready.len;
+    if (nold > ntodo) {
+        nold = ntodo;
+    }
+    if (run_ready(self, nold) < 0) {
+        return -1;
+    }
+    if (self->nevents && !self->closed &&
+        fl_io_dispatch(self, self->nevents, 1) < 0)
+    {
+        return -1;
+    }
+    return run_ready(self, ntodo - nold);
 }
 
 static int

@@ -167,14 +167,6 @@ EXPECTATIONS = {
          "argument); fastloop's Server._attach(transport) has the 3.13 one"),
     ],
     "3.13": [
-        ("test_events.EventLoopTests.test_datagram_send_to_non_listening_address",
-         BUG, "I/O ordering of UDP transports: a datagram that arrived while "
-         "the loop was stopped is passed to datagram_received() before the "
-         "callbacks that were already ready (here the first step of the task "
-         "of run_until_complete(), which creates the future the protocol "
-         "completes) -> AttributeError in datagram_received, then a hang. "
-         "asyncio appends I/O callbacks to the ready queue after them (add_reader "
-         "callbacks on fastloop do behave that way)"),
         ("test_base_events.BaseEventLoopTests.test_custom_run_forever_integration",
          BUG, "after loop._run_forever_setup() (the 3.13 primitive for custom "
          "run loops, which fastloop implements) loop.is_running() is False: "

@@ -459,10 +459,20 @@ def test_aiohttp_apprunner_and_client():
                     assert await ws.receive_str(timeout=10) == "ping"
                     await ws.send_bytes(b"\x00" * 70000)
                     assert await ws.receive_bytes(timeout=10) == b"\x00" * 70000
+            # The same app on a Unix socket (create_unix_server and
+            # create_unix_connection).
+            path = os.path.join(tmpdir, "aiohttp.sock")
+            await web.UnixSite(runner, path).start()
+            async with aiohttp.ClientSession(
+                    connector=aiohttp.UnixConnector(path=path)) as session:
+                for _ in range(2):
+                    async with session.get("http://unix/loop") as resp:
+                        assert (await resp.json())["loop"] == FASTLOOP_MODULE
         finally:
             await runner.cleanup()
 
-    run_on_fastloop(main())
+    with tempfile.TemporaryDirectory() as tmpdir:
+        run_on_fastloop(main())
     assert errors == []
 
 
@@ -538,6 +548,11 @@ def test_gunicorn_two_workers(worker, app, needs, record_property):
         record_property("worker_pids", sorted(pids))
         print("gunicorn %s: requests per worker pid: %s" % (worker, pids))
         assert len(pids) == 2, "only one worker answered: %s" % pids
+        # Child processes from inside the (forked) workers.
+        for _ in range(4):
+            child = get_json(srv.port, "/child", headers={"Connection": "close"})
+            assert child["rc"] == 0 and child["out"] == "child of %d" % child["pid"], child
+            assert child["pid"] in pids
         # Graceful stop: a request in flight when the master gets SIGTERM
         # is answered before the worker exits.
         box = {}
@@ -823,6 +838,23 @@ def test_anyio_tasks_threads_cancellation():
         return "ok"
 
     assert _anyio_run(main) == "ok"
+
+
+def test_anyio_blocking_portal():
+    """A fastloop loop in a thread of its own, called from this one."""
+    anyio = need("anyio")
+    from anyio.from_thread import start_blocking_portal
+
+    async def where():
+        await anyio.sleep(0.01)
+        return type(asyncio.get_running_loop()).__module__, threading.get_ident()
+
+    with start_blocking_portal(
+            "asyncio", backend_options={"loop_factory": fastloop.new_event_loop}) as portal:
+        module, ident = portal.call(where)
+        assert module == FASTLOOP_MODULE and ident != threading.get_ident()
+        futures = [portal.start_task_soon(where) for _ in range(20)]
+        assert {f.result(10) for f in futures} == {(module, ident)}
 
 
 def test_anyio_tcp_and_udp():

@@ -8,6 +8,7 @@ Routes:
   GET  /loop         {"loop": module of the running loop's class, "class",
                       "pid", "peer": the client's (host, port)}
   GET  /sleep?t=S    like /loop, after asyncio.sleep(S) (default 0.5)
+  GET  /child        {"out", "rc", "pid"}: runs a Python child process
   POST /echo         the request body
   GET  /big?n=N      N bytes streamed in 64 KiB writes (StreamResponse)
   GET  /file?n=N     FileResponse of an N-byte file (goes through
@@ -49,6 +50,17 @@ async def loop_info(request):
 async def sleep(request):
     await asyncio.sleep(float(request.query.get("t", 0.5)))
     return web.json_response(_loop_info(request))
+
+
+async def child(request):
+    """Run a child process (asyncio.create_subprocess_exec) and return its
+    output: subprocesses from inside a server worker."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import os; print('child of', os.getppid())",
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    return web.json_response({"out": out.decode().strip(), "rc": proc.returncode,
+                              "pid": os.getpid()})
 
 
 async def echo(request):
@@ -108,6 +120,7 @@ def make_app():
     app[FILES] = {}
     app.router.add_get("/loop", loop_info)
     app.router.add_get("/sleep", sleep)
+    app.router.add_get("/child", child)
     app.router.add_post("/echo", echo)
     app.router.add_get("/big", big)
     app.router.add_get("/file", file)

@@ -4,6 +4,7 @@ GET /loop     -> JSON {"loop": <module of the running loop's class>,
                        "class": <its qualified name>, "pid": <os.getpid()>}
 GET /big?n=N  -> N bytes (b"x" * N), streamed in 64 KiB chunks
 GET /sleep?t=S -> like /loop, after asyncio.sleep(S) (default 0.5)
+GET /child    -> {"out", "rc", "pid"}: runs a Python child process
 POST /echo    -> the request body
 websocket /ws -> first message "loop:<module>", then echoes every text
                  message back until the client closes
@@ -11,6 +12,7 @@ websocket /ws -> first message "loop:<module>", then echoes every text
 import asyncio
 import json
 import os
+import sys
 
 
 def _loop_info():
@@ -50,6 +52,13 @@ async def _http(scope, receive, send):
                 secs = float(part[2:])
         await asyncio.sleep(secs)
         await _send(send, 200, json.dumps(_loop_info()).encode(), b"application/json")
+    elif path == "/child":
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import os; print('child of', os.getppid())",
+            stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate()
+        body = {"out": out.decode().strip(), "rc": proc.returncode, "pid": os.getpid()}
+        await _send(send, 200, json.dumps(body).encode(), b"application/json")
     elif path == "/echo":
         await _send(send, 200, await _read_body(receive))
     elif path == "/big":

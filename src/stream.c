@@ -100,7 +100,9 @@ wanted_mask(fl_stream *self)
     if (self->fd_closed || self->loop->closed) {
         return 0;
     }
-    if (self->reading && !self->paused && !self->closing) {
+    if (self->reading && !self->paused && !self->closing &&
+        !self->read_eof)
+    {
         m |= FL_READ;
     }
     if (self->wbuf.len && !self->conn_lost) {
@@ -345,8 +347,9 @@ on_eof(fl_stream *self)
                            "Fatal error: protocol.eof_received() call failed.");
     }
     if (keep) {
-        /* Half-open: stop reading, keep the transport for writing. */
-        self->paused = 1;
+        /* Half-open: stop reading, keep the transport for writing. Like
+         * asyncio this is not "paused": is_reading() stays true. */
+        self->read_eof = 1;
         update_io_noerr(self);
         return 0;
     }
@@ -842,6 +845,7 @@ stream_resume_reading(fl_stream *self, PyObject *unused)
         Py_RETURN_NONE;
     }
     self->paused = 0;
+    self->read_eof = 0; /* asyncio re-adds the reader (and sees EOF again) */
     if (update_io(self) < 0) {
         return NULL;
     }

@@ -37,6 +37,7 @@ typedef struct {
     char buffered;   /* protocol is a BufferedProtocol */
     char fd_closed;
     char fd_released; /* lent out by _fl_release_fd() */
+    char read_eof;    /* eof_received() kept the transport open */
 } fl_stream;
 
 int fl_stream_init_type(PyObject *mod, fl_state *st);

@@ -20,6 +20,7 @@ raises ImportError saying what to install.
 """
 
 import asyncio as _asyncio
+import signal as _signal
 import sys as _sys
 import warnings as _warnings
 
@@ -65,6 +66,15 @@ def _make_gunicorn_worker():
             # Skip GunicornWebWorker.init_process (it would make an asyncio
             # loop of its own); gunicorn's base does the rest and calls run().
             super(GunicornWebWorker, self).init_process()
+
+        def init_signals(self):
+            super().init_signals()
+            # The worker inherits the arbiter's SIGCHLD handler, which reaps
+            # any child (waitpid(-1)): the app's subprocesses would report
+            # returncode 255 ("Unknown child process pid").  aiohttp 3.14
+            # resets it; older aiohttp (the newest on Python 3.9 is 3.13)
+            # does not.
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
 
     GunicornWorker.__module__ = __name__
     GunicornWorker.__qualname__ = "GunicornWorker"

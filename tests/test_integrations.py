@@ -949,6 +949,7 @@ def test_tls_server_port_probe_is_silent(loop, loop_kind, certs, request):  # no
     ctx.load_cert_chain(*certs)
     errors = []
     loop.set_exception_handler(lambda lp, context: errors.append(context))
+    loop.set_debug(False)  # (-X dev: debug mode reports it, on both loops)
 
     async def main():
         srv = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=ctx)

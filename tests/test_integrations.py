@@ -596,6 +596,26 @@ def test_gunicorn_worker_classes():
             "loop": "fastloop:new_event_loop", "http": "h11"}
 
 
+def test_gunicorn_uvicorn_worker_fallback(monkeypatch):
+    """Without the uvicorn-worker package, uvicorn's own (deprecated)
+    uvicorn.workers is the base, imported without a warning escaping."""
+    need("gunicorn")
+    need("uvicorn")
+    import warnings
+
+    import fastloop.gunicorn as fg
+
+    monkeypatch.setitem(sys.modules, "uvicorn_worker", None)  # not importable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            base = fg._uvicorn_base("UvicornWorker")
+        except ImportError:
+            pytest.skip("this uvicorn has no uvicorn.workers")
+    assert base.__module__ == "uvicorn.workers"
+    assert base.__name__ == "UvicornWorker"
+
+
 def _importable(name):
     try:
         __import__(name)

@@ -237,8 +237,8 @@ def _hook_progress(micro, progress):
 
 
 def _bench_plan(micro, argv):
-    """(number of cases, timed runs per case) for the progress display, or
-    None when micro.py's command line is not understood."""
+    """(number of cases, timed runs per case, number of loops, micro.py's
+    parsed arguments), or None when micro.py rejects the command line."""
     try:
         margs = micro.parse_args(argv)
         cases = micro.select_cases(margs.cases)

@@ -323,12 +323,17 @@ class Runner:
         return proc.out
 
     def run(self, kind, case):
-        """One run: fresh server, load, counters.  Returns a sample dict."""
+        """One run: fresh server, load, counters.  Returns a sample dict.
+
+        An --attach tool is started before the load and stopped after it,
+        so it sees every request: its counts are divided by
+        requests_total (warm-up included)."""
         if case.client == "wrk":
             return self._run_wrk(kind, case)
         server = self.start_server(kind, case)
         attached = None
         try:
+            attached = self.attach(kind, case, server.pid)
             cmd = [self.loadgen,
                    "--unix" if case.family == "unix" else "--tcp", server.addr,
                    "--mode", case.mode, "-c", str(case.conns),
@@ -346,15 +351,14 @@ class Runner:
                 line = read_line(client, timeout, "START line from loadgen")
                 if line != "START":
                     raise RunError("loadgen said %r" % line)
-                attached = self.attach(kind, case, server.pid)
                 s0, st0 = proc_sample(server.pid), steal_sample()
                 line = read_line(client, self.args.duration + self.args.timeout,
                                  "RESULT line from loadgen")
                 s1, st1 = proc_sample(server.pid), steal_sample()
+                client.wait(self.args.timeout)
                 attach_out = self.detach(attached)
                 attached = None
-                client.wait(self.args.timeout)
-            except RunError as exc:
+            except (RunError, subprocess.TimeoutExpired) as exc:
                 raise RunError("%s; loadgen stderr: %s; server stderr: %s"
                                % (exc, tail(errpath), tail(server.errpath)))
             finally:
@@ -366,6 +370,7 @@ class Runner:
                                % (client.returncode, tail(errpath), tail(server.errpath)))
             sample = {
                 "requests": int(res["requests"]),
+                "requests_total": int(res.get("total_requests", res["requests"])),
                 "seconds": float(res["seconds"]),
                 "rps": float(res["rps"]),
                 "mibps": float(res["mibps"]),
@@ -387,10 +392,13 @@ class Runner:
             pin = _affinity(self.client_cpus)
             warm = max(1, round(self.args.warmup)) if self.args.warmup > 0 else 0
             dur = max(1, round(self.args.duration))
-            if warm:
-                subprocess.run(base + ["-d%ds" % warm, url], capture_output=True,
-                               preexec_fn=pin, timeout=warm + self.args.timeout)
             attached = self.attach(kind, case, server.pid)
+            warm_requests = 0
+            if warm:
+                r = subprocess.run(base + ["-d%ds" % warm, url], capture_output=True,
+                                   preexec_fn=pin, timeout=warm + self.args.timeout)
+                m = re.search(rb"(\d+) requests in", r.stdout)
+                warm_requests = int(m.group(1)) if m else 0
             s0, st0 = proc_sample(server.pid), steal_sample()
             proc = subprocess.Popen(base + ["-d%ds" % dur, url], stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, preexec_fn=pin)
@@ -417,6 +425,7 @@ class Runner:
         size = float(m.group(4)) * {"B": 1, "KB": KIB, "MB": KIB ** 2, "GB": KIB ** 3}[m.group(5)]
         sample = {
             "requests": int(m.group(1)),
+            "requests_total": int(m.group(1)) + warm_requests,
             "seconds": secs,
             "rps": int(m.group(1)) / secs,
             "mibps": size / secs / KIB ** 2,
@@ -638,7 +647,7 @@ def syscall_report(results, labels, tool):
                 continue
             s = lr["samples"][0]
             counts = parse(s.get("attach_out", "") + ".txt")
-            req = max(1, s["requests"])
+            req = max(1, s.get("requests_total", s["requests"]))
             per_loop[label] = {k: (c / req, e / req) for k, (c, e) in counts.items()}
             lr["syscalls_per_req"] = {k: v[0] for k, v in per_loop[label].items()}
             lr["syscall_errors_per_req"] = {k: v[1] for k, v in per_loop[label].items() if v[1]}
@@ -736,8 +745,8 @@ def parse_args(argv=None):
                         "throughput of such a run is not comparable (default "
                         "--repeat 1 then)")
     p.add_argument("--attach", metavar="CMD", dest="attach_cmd",
-                   help="shell command started on the server at the start of the "
-                        "window and sent SIGINT at its end; {pid} {loop} {case} "
+                   help="shell command started on the server before the load and "
+                        "sent SIGINT after it; {pid} {loop} {case} "
                         "{out} are replaced, e.g. "
                         "'perf record -g -p {pid} -o {out}.data'")
     p.add_argument("--no-snapshot", action="store_true",
@@ -963,8 +972,9 @@ def main(argv=None, title="fastloop network benchmarks"):
     if args.syscalls:
         print()
         print(syscall_report(results, labels, args.syscalls))
-        print("  (%s attached to the server for the timed window; its counts divided "
-              "by the requests the client completed in the window)" % args.syscalls)
+        print("  (%s attached to the server before the load starts and detached after "
+              "it ends;\n   its counts divided by all the requests of the run, warm-up "
+              "included)" % args.syscalls)
     if args.attach_cmd:
         print("\nattach output in %s" % args.attach_dir)
     if args.aa:

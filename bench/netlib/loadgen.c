@@ -25,10 +25,10 @@
  * timed window lasts DURATION_S seconds (or until REQUESTS requests were
  * completed in it, with -n), then one line
  *   RESULT requests=... bytes=... seconds=... rps=... mibps=... errors=...
- *          user_s=... sys_s=... conns=...
+ *          user_s=... sys_s=... conns=... total_requests=...
  * is printed on stdout, with a human summary on stderr.  bytes counts what
  * was received in the window; user_s/sys_s are this process's CPU time in
- * the window.  The exit status is 1 if any error happened (connection
+ * the window; total_requests counts the warm-up too.  The exit status is 1 if any error happened (connection
  * reset, wrong data, bad response), 2 on a usage error.
  */
 #define _GNU_SOURCE
@@ -619,9 +619,10 @@ main(int argc, char **argv)
     double rps = secs > 0 ? req / secs : 0;
     double mibps = secs > 0 ? bytes / secs / (1024.0 * 1024.0) : 0;
     printf("RESULT requests=%llu bytes=%llu seconds=%.6f rps=%.1f mibps=%.3f "
-           "errors=%llu user_s=%.4f sys_s=%.4f conns=%d\n",
+           "errors=%llu user_s=%.4f sys_s=%.4f conns=%d total_requests=%llu\n",
            (unsigned long long)req, (unsigned long long)bytes, secs, rps,
-           mibps, (unsigned long long)errors, u1 - u0, s1 - s0, live);
+           mibps, (unsigned long long)errors, u1 - u0, s1 - s0, live,
+           (unsigned long long)total_req);
     fflush(stdout);
     fprintf(stderr,
             "loadgen: %.0f requests/s, %.2f MiB/s (%llu requests in %.2f s, "

@@ -50,7 +50,13 @@ MB = 1024 * 1024
 def run_child(*args, timeout=120):
     """Run this file as a script in a fresh interpreter; returns the
     CompletedProcess.  A crash shows up as a negative returncode."""
-    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONFAULTHANDLER="1")
+    import fastloop
+
+    # The child imports the same fastloop build as this process (the
+    # checkout, or a copy on PYTHONPATH built for a debug/ASan interpreter).
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(fastloop.__file__)))
+    env = dict(os.environ, PYTHONFAULTHANDLER="1",
+               PYTHONPATH=os.pathsep.join([pkg_root, HERE]))
     env.pop("PYTHONASYNCIODEBUG", None)
     return subprocess.run(
         [sys.executable, os.path.abspath(__file__)] + [str(a) for a in args],

@@ -1385,7 +1385,7 @@ def test_uninitialised_stream_transport_sock():
 def test_bad_input_harness_catches_crashes():
     """The child harness really reports a crash as a failure."""
     proc = run_child("crash")
-    assert proc.returncode < 0 or proc.returncode > 100, proc.returncode
+    assert proc.returncode != 0, proc.returncode  # -11, or 1 under ASan
     with pytest.raises(AssertionError):
         child_json(proc)
 

@@ -5,10 +5,11 @@ Each run starts a fresh server process (bench/netlib/server.py) on the loop
 under test, drives it with a small C load generator (bench/netlib/loadgen.c,
 compiled with `cc -O2` into a temporary directory at start-up) or with wrk
 for the *_wrk HTTP cases, and records the requests per second of a timed
-window that follows an untimed warm-up.  As in micro.py, the repeats
-alternate the loops (repeat r runs the loops in an order rotated by r), a
-cell is the median over the repeats, and fl/x > 1.00x means fastloop served
-more requests per second than x.  By default the server and the load
+window that follows an untimed warm-up, and the server's CPU time per
+request in that window.  As in micro.py, the repeats alternate the loops
+(micro.run_order: rotations, then reversed), a cell is the median over the
+repeats, and fl/x > 1.00x means fastloop served more requests per second
+(or needed less CPU per request) than x.  By default the server and the load
 generator share one CPU (--pin), which gave the steadiest ratios on the
 2-vCPU VMs here.
 
@@ -294,7 +295,7 @@ class Runner:
                            % (m.group(1).decode(), tail(proc.errpath)))
 
     def attach(self, kind, case, pid):
-        """The --attach/--syscalls tool, started on the server at START."""
+        """The --attach/--syscalls tool, started on the server before the load."""
         spec = self.args.attach_cmd
         if not spec:
             return None

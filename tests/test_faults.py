@@ -702,18 +702,19 @@ def test_action_inside_callback(loop, loop_kind, callback, action):
         # graceful paths: whatever was written before is delivered intact
         stripped = got.replace(b"from-" + callback.encode(), b"")
         assert stripped.strip(b"w") == b"", got[:100]
-    if (sys.version_info < (3, 11) and callback == "connection_made"
-            and action == "pause_reading"):
-        # asyncio 3.9/3.10 start reading after connection_made() without
-        # looking at a pause made there (bpo-44011-era bug, fixed in 3.11);
-        # fastloop honours the pause on every version.
-        return
     if loop_kind == "fastloop":
         ref_loop = asyncio.SelectorEventLoop()
         try:
             ref, ref_got = drive_callback_action(ref_loop, callback, action)
         finally:
             ref_loop.close()
+        if ((callback, action) == ("connection_made", "pause_reading")
+                and ("p1", "data_received") in ref):
+            # Older asyncio (3.9, 3.10, early 3.11 such as Debian's 3.11.2)
+            # starts reading after connection_made() without looking at a
+            # pause made there; fastloop honours the pause everywhere.
+            assert ("p1", "data_received") not in trace, trace
+            return
         assert trace == ref, "fastloop:\n%s\nasyncio:\n%s" % (trace, ref)
         if action != "abort":
             assert got == ref_got, (len(got), len(ref_got))

@@ -59,9 +59,12 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def make_loop(kind):
     if kind == "fastloop":
-        here = os.path.dirname(os.path.abspath(__file__))
-        sys.path.insert(0, os.path.dirname(here))
-        import fastloop
+        try:  # an installed build, or a copy on PYTHONPATH (debug CPython)
+            import fastloop
+        except ImportError:  # the checkout's in-place build
+            here = os.path.dirname(os.path.abspath(__file__))
+            sys.path.insert(0, os.path.dirname(here))
+            import fastloop
 
         return fastloop.new_event_loop()
     if kind == "uvloop":

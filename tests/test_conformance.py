@@ -12,7 +12,7 @@ Environment:
   FASTLOOP_CONFORMANCE_TESTLOOP=run   run tests that need the stdlib's
                                       virtual-clock TestLoop as-is (default:
                                       skipped, they do not test the loop)
-  FASTLOOP_CONFORMANCE_TRANSPORTS=1   also collect transport-only modules
+  FASTLOOP_CONFORMANCE_TRANSPORTS=0   leave out the transport-only modules (on by default)
   FASTLOOP_CONFORMANCE_TIMEOUT=N      per-test watchdog (default 30 s)
   FASTLOOP_CONFORMANCE_REPORT=path    write the numbers as JSON
 """

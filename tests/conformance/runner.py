@@ -128,7 +128,7 @@ def _adapt(suite, module, cls):
 
 
 def with_transports():
-    return os.environ.get(suites.TRANSPORT_MODULES_ENV) == "1"
+    return os.environ.get(suites.TRANSPORT_MODULES_ENV, "1") != "0"
 
 
 def _import_unrewritten(name):

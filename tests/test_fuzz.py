@@ -362,6 +362,11 @@ class TransportMachine(RuleBasedStateMachine):
 
     @rule(ns=st.lists(st.integers(0, 5000), max_size=6))
     def writelines(self, ns):
+        if sys.version_info >= (3, 12):
+            # asyncio 3.12/3.13 bug: writelines() with an empty item leaves
+            # an empty memoryview in the buffer that is never "sent", so a
+            # later close() never completes.  Not fastloop's to copy.
+            ns = [n for n in ns if n]
         self.nwrites += 1
         chunks = [_blob(n, self.nwrites + i) for i, n in enumerate(ns)]
         self.each(lambda s: self._write(s, chunks, True))

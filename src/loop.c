@@ -1117,7 +1117,7 @@ loop_dealloc(PyObject *op)
     PyMem_Free(self->fds);
     PyMem_Free(self->dirty);
     PyMem_Free(self->events);
-    PyMem_RawFree(self->rbuf);
+    free(self->rbuf); /* page-aligned: see NOTES-perf.md */
     tp->tp_free(op);
     Py_DECREF(tp);
 }

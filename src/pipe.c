@@ -422,7 +422,7 @@ read_ready(fl_pipe *self)
     /* One buffer per loop (shared with the stream transports; it is only
      * used synchronously). */
     if (loop->rbuf == NULL) {
-        loop->rbuf = PyMem_RawMalloc(READ_SIZE);
+        loop->rbuf = aligned_alloc(4096, READ_SIZE);
         if (loop->rbuf == NULL) {
             PyErr_NoMemory();
             return -1;

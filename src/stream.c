@@ -439,7 +439,7 @@ read_data(fl_stream *self)
     /* One buffer per loop, allocated once: a fresh large buffer per read
      * would page-fault on every read. */
     if (loop->rbuf == NULL) {
-        loop->rbuf = PyMem_RawMalloc(READ_SIZE);
+        loop->rbuf = aligned_alloc(4096, READ_SIZE);
         if (loop->rbuf == NULL) {
             PyErr_NoMemory();
             return -1;

@@ -563,7 +563,7 @@ read_one(fl_udp *self)
     }
     /* The loop's shared read buffer (stream.c allocates the same size). */
     if (loop->rbuf == NULL) {
-        loop->rbuf = PyMem_RawMalloc(MAX_SIZE);
+        loop->rbuf = aligned_alloc(4096, MAX_SIZE);
         if (loop->rbuf == NULL) {
             PyErr_NoMemory();
             return fatal_error(self,

@@ -5,9 +5,9 @@
 running Python, signature included: on 3.9/3.10 ``reuse_address`` is
 accepted (``True`` raises ``ValueError``, ``False`` warns, bpo-37228), on
 3.11+ it is gone; a ``sock=`` that is not a datagram socket is refused with
-the running version's message. The one deliberate difference: a local or
-remote address that is not a 2-tuple raises ``TypeError`` on every version
-(3.10 asserts instead).
+the running version's message; a local or remote address that is not a
+2-tuple raises ``TypeError``, except on 3.10 where, as asyncio there, it
+fails an ``assert`` (``AssertionError``).
 
 The transport is ``_core.DatagramTransport`` (src/udp.c), a C subclass of
 ``asyncio.DatagramTransport`` that behaves like asyncio's
@@ -30,6 +30,7 @@ __all__ = ("DatagramMixin",)
 
 _PY311 = sys.version_info >= (3, 11)
 _PY313 = sys.version_info >= (3, 13)
+_PY310_ONLY = sys.version_info[:2] == (3, 10)
 
 _DatagramTransport = _core.DatagramTransport
 
@@ -192,7 +193,11 @@ class DatagramMixin:
                 addr_infos = {}  # Using order preserving dict
                 for idx, addr in ((0, local_addr), (1, remote_addr)):
                     if addr is not None:
-                        if not (isinstance(addr, tuple) and len(addr) == 2):
+                        if _PY310_ONLY:
+                            # asyncio 3.10 asserts here (AssertionError;
+                            # nothing under -O), 3.9 and 3.11+ raise.
+                            assert isinstance(addr, tuple) and len(addr) == 2, "2-tuple is expected"
+                        elif not (isinstance(addr, tuple) and len(addr) == 2):
                             raise TypeError("2-tuple is expected")
 
                         infos = await self._ensure_resolved(

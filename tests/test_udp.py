@@ -982,7 +982,7 @@ def test_argument_errors(loop):
         with pytest.raises(ValueError, match="unexpected address family"):
             await loop.create_datagram_endpoint(DProto)
         # 3.10's asyncio asserts instead of raising TypeError
-        exc_types = (TypeError, AssertionError) if PY310 and not PY311 else TypeError
+        exc_types = AssertionError if PY310 and not PY311 else TypeError
         with pytest.raises(exc_types):
             await loop.create_datagram_endpoint(DProto, local_addr="127.0.0.1")
         with pytest.raises(exc_types):

@@ -154,10 +154,6 @@ EXPECTATIONS = {
          INTERNAL, "mocks the loop's private _make_ssl_transport() and asserts "
          "its exact arguments (fastloop passes ssl_shutdown_timeout=None, a "
          "3.11+ argument of that private hook)"),
-        ("test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_addr_error",
-         BUG, "create_datagram_endpoint(local_addr='localhost') raises "
-         "TypeError('2-tuple is expected'); asyncio 3.10 raises AssertionError "
-         "there (an assert; 3.9 and 3.11+ raise TypeError)"),
     ],
     "3.11": [
     ],

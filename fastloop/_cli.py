@@ -1,16 +1,21 @@
 """``python -m fastloop``: build information and the benchmark suite.
 
     python -m fastloop info [--json]
-    python -m fastloop bench [--plot FILE.png] [--bench-dir DIR] [micro.py options]
+    python -m fastloop bench [--suite micro,net,io|all] [--plot FILE.png]
+                             [--bench-dir DIR] [suite options]
 
-``bench`` runs bench/micro.py (fastloop against asyncio's SelectorEventLoop
-and uvloop).  bench/ is part of the source checkout, not of the installed
+``bench`` runs benchmark suites from bench/ -- micro.py (scheduling),
+net.py (echo and HTTP servers under a C load generator, a quick subset by
+default) and io.py (UDP, pipes, subprocesses) -- on fastloop, asyncio's
+SelectorEventLoop and uvloop, with a progress line, each suite's table of
+medians and ratios, and an overall line of geometric means.  bench/ is part
+of the source checkout, not of the installed
 package: it is looked for next to the ``fastloop`` package (an editable
 install or a checkout on ``sys.path``), in ``$FASTLOOP_BENCH_DIR`` and in
 ``--bench-dir``.  Options ``bench`` does not know itself (``--quick``,
-``--cases``, ``--loops``, ``--repeat``, ``--scale``, ``--json FILE``, ...)
-go to micro.py unchanged; ``python -m fastloop bench --help-micro`` lists
-them.
+``--cases`` (with one suite), ``--loops``, ``--repeat``, ``--json FILE``, ...)
+go to each suite unchanged; ``python -m fastloop bench --help-micro`` lists
+micro.py's.
 """
 
 import argparse
@@ -19,7 +24,9 @@ import inspect
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 
 import fastloop
@@ -134,14 +141,23 @@ def find_bench_dir(explicit=None):
     return None, None
 
 
-def load_micro(bench_dir):
-    """Import bench_dir/micro.py as a module (not as a top-level ``micro``)."""
-    path = os.path.join(bench_dir, "micro.py")
-    spec = importlib.util.spec_from_file_location("_fastloop_bench_micro", path)
+def load_bench_module(bench_dir, filename):
+    """Import bench_dir/<filename> as a module under a private name (net.py
+    and io.py import micro.py themselves, with bench_dir on sys.path)."""
+    if bench_dir not in sys.path:
+        sys.path.insert(0, bench_dir)
+    path = os.path.join(bench_dir, filename)
+    name = "_fastloop_bench_" + os.path.splitext(filename)[0]
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses/pickle look modules up here
     spec.loader.exec_module(mod)
     return mod
+
+
+def load_micro(bench_dir):
+    """Import bench_dir/micro.py as a module (not as a top-level ``micro``)."""
+    return load_bench_module(bench_dir, "micro.py")
 
 
 class Progress:
@@ -307,58 +323,196 @@ def plot_ratios(data, path, title=None):
     plt.close(fig)
 
 
-def cmd_bench(args, rest):
-    bench_dir, how = find_bench_dir(args.bench_dir)
-    if bench_dir is None:
-        where = args.bench_dir or os.environ.get(BENCH_ENV)
-        sys.stderr.write(
-            "python -m fastloop bench: bench/micro.py not found%s.\n"
-            "bench/ ships with the source checkout, not with the installed "
-            "package: run this from a checkout (an editable install, "
-            "pip install -e .), or point --bench-dir or $%s at the "
-            "checkout's bench/ directory.\n"
-            % (" in %s" % where if where else "", BENCH_ENV))
-        return 2
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401 # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            sys.stderr.write("python -m fastloop bench: --plot needs matplotlib "
-                             "(pip install matplotlib)\n")
-            return 2
-    micro = load_micro(bench_dir)
-    if args.help_micro:
-        micro.parse_args(["--help"])  # exits
+# The suites ``bench`` knows: name -> (file in bench/, what it measures).
+SUITES = {
+    "micro": ("micro.py", "scheduling: callbacks, timers, tasks, futures, threads"),
+    "net": ("net.py", "TCP/Unix echo and HTTP servers under a C load generator"),
+    "io": ("io.py", "UDP, pipes and subprocesses"),
+}
+DEFAULT_SUITES = "micro,net"
+# What ``bench`` runs of net.py when no --cases is given: one case per
+# server shape, quickly (the whole set takes ~20 minutes: python bench/net.py).
+NET_DEFAULT_CASES = (
+    "tcp_proto_1K_c10,tcp_buffered_1K_c10,tcp_streams_1K_c10,tcp_sock_1K_c10,"
+    "unix_proto_1K_c10,tcp_connect_c10,http_raw_c100,http_aiohttp_c100,"
+    "http_aiohttp_c100_wrk")
+
+
+def parse_suites(spec, bench_dir):
+    """The suites named by --suite, in order; SystemExit for an unknown one."""
+    names = list(SUITES) if spec == "all" else [x.strip() for x in spec.split(",") if x.strip()]
+    if not names:
+        raise SystemExit("python -m fastloop bench: --suite names no suite")
+    for name in names:
+        if name not in SUITES:
+            raise SystemExit("python -m fastloop bench: unknown suite %r (known: %s, all)"
+                             % (name, ", ".join(SUITES)))
+    if spec == "all":
+        names = [n for n in names if os.path.isfile(os.path.join(bench_dir, SUITES[n][0]))]
+    return names
+
+
+def _suite_argv(name, rest, several):
+    """micro.py/net.py/io.py arguments for one suite of a ``bench`` run."""
     argv = list(rest)
-    plan = _bench_plan(micro, argv)
+    if name == "net" and "--cases" not in argv and "--list" not in argv:
+        argv = ["--cases", NET_DEFAULT_CASES] + argv
+        if "--quick" not in argv:
+            argv.append("--quick")
+    if several and "--json" in argv:
+        # One JSON per suite, combined at the end.
+        i = argv.index("--json")
+        del argv[i:i + 2]
+    return argv
+
+
+def _check_plot_deps():
+    try:
+        import matplotlib  # noqa: F401 # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        sys.stderr.write("python -m fastloop bench: --plot needs matplotlib "
+                         "(pip install matplotlib)\n")
+        return False
+    return True
+
+
+def _no_bench_dir(args):
+    where = args.bench_dir or os.environ.get(BENCH_ENV)
+    sys.stderr.write(
+        "python -m fastloop bench: bench/micro.py not found%s.\n"
+        "bench/ ships with the source checkout, not with the installed "
+        "package: run this from a checkout (an editable install, "
+        "pip install -e .), or point --bench-dir or $%s at the "
+        "checkout's bench/ directory.\n"
+        % (" in %s" % where if where else "", BENCH_ENV))
+    return 2
+
+
+def run_suite(mod, name, argv, json_path, quiet):
+    """Runs one suite's main() with our progress line; returns its status."""
+    plan = _bench_plan(mod, argv)
     if plan is None:
-        micro.parse_args(argv)  # let micro.py print its usage error (exits)
+        mod.parse_args(argv)  # let the suite print its usage error (exits)
         return 2
     ncases, repeat, _nloops, margs = plan
-    print("bench: %s (%s)" % (os.path.join(bench_dir, "micro.py"), how), file=sys.stderr)
     if margs.list:
-        return micro.main(argv)
-    json_path = margs.json
-    if args.plot and not json_path:
-        # The plot is drawn from micro.py's JSON: keep it beside the picture.
-        json_path = os.path.splitext(args.plot)[0] + ".json"
-        argv += ["--json", json_path]
+        return mod.main(argv)
+    if json_path:
+        argv = argv + ["--json", json_path]
     undo = None
-    if not margs.quiet:
-        # Our progress line replaces micro.py's own progress output.
+    if not (quiet or margs.quiet):
         progress = Progress(ncases, repeat)
-        undo = _hook_progress(micro, progress)
-        argv.append("--quiet")
+        undo = _hook_progress(mod, progress)
+        argv = argv + ["--quiet"]
     try:
-        status = micro.main(argv, title="fastloop micro-benchmarks (python -m fastloop bench)")
-        if args.plot:
-            with open(json_path) as f:
-                data = json.load(f)
-            plot_ratios(data, args.plot)
-            print("wrote %s" % args.plot)
+        return mod.main(argv, title="fastloop %s benchmarks (python -m fastloop bench)" % name)
     finally:
         if undo is not None:
             undo()
+
+
+def combine_results(datas):
+    """One micro.py-shaped result ({"meta", "results"}) from several suites'
+    JSON: case names get the suite as a prefix when there is more than one."""
+    if len(datas) == 1:
+        return next(iter(datas.values()))
+    results, meta = {}, {}
+    for name, data in datas.items():
+        meta = meta or data.get("meta", {})
+        for case, r in data.get("results", {}).items():
+            results["%s:%s" % (name, case)] = r
+    return {"meta": meta, "results": results, "suites": datas}
+
+
+def overall_summary(datas):
+    """Lines: per suite, the geometric mean of each ratio over its cases."""
+    lines = []
+    for name, data in datas.items():
+        keys = []
+        for r in data.get("results", {}).values():
+            for k in r.get("ratios", {}):
+                if k not in keys:
+                    keys.append(k)
+        parts = []
+        for k in keys:
+            xs = [r["ratios"][k] for r in data["results"].values() if r.get("ratios", {}).get(k)]
+            if xs:
+                gm = 1.0
+                for x in xs:
+                    gm *= x
+                parts.append("%s %.2fx" % (k, gm ** (1.0 / len(xs))))
+        lines.append("  %-6s %s" % (name, ", ".join(parts) or "no ratios"))
+    return lines
+
+
+def cmd_bench(args, rest):
+    bench_dir, how = find_bench_dir(args.bench_dir)
+    if bench_dir is None:
+        return _no_bench_dir(args)
+    if args.plot and not _check_plot_deps():
+        return 2
+    suites = parse_suites(args.suite, bench_dir)
+    several = len(suites) > 1
+    if several and "--cases" in rest:
+        raise SystemExit("python -m fastloop bench: --cases needs a single --suite")
+    if args.help_micro:
+        load_bench_module(bench_dir, SUITES[suites[0]][0]).parse_args(["--help"])  # exits
+    quiet = "-q" in rest or "--quiet" in rest
+    json_out = None
+    if "--json" in rest:
+        i = rest.index("--json")
+        json_out = rest[i + 1] if i + 1 < len(rest) else None
+    if args.plot and not json_out:
+        # The plot is drawn from the JSON: keep it beside the picture.
+        json_out = os.path.splitext(args.plot)[0] + ".json"
+    tmpdir = tempfile.mkdtemp(prefix="fastloop-bench-")
+    datas, status = {}, 0
+    try:
+        for name in suites:
+            path = os.path.join(bench_dir, SUITES[name][0])
+            if not os.path.isfile(path):
+                sys.stderr.write("bench: suite %s: %s not found, skipped\n" % (name, path))
+                continue
+            print("bench: suite %s (%s): %s (%s)" % (name, SUITES[name][1], path, how),
+                  file=sys.stderr)
+            mod = load_bench_module(bench_dir, SUITES[name][0])
+            argv = _suite_argv(name, rest, several)
+            # Always kept, for the overall line (and --json/--plot).
+            jpath = os.path.join(tmpdir, name + ".json")
+            try:
+                st = run_suite(mod, name, argv, jpath, quiet)
+            except SystemExit as exc:
+                # A suite that cannot run here (no C compiler for net.py's
+                # load generator, ...) says why; the others still run.
+                if exc.code in (0, None):
+                    st = 0
+                else:
+                    sys.stderr.write("bench: suite %s did not run: %s\n" % (name, exc.code))
+                    st = exc.code if isinstance(exc.code, int) else 1
+            status = status or st
+            if os.path.isfile(jpath):
+                with open(jpath) as f:
+                    datas[name] = json.load(f)
+                # The suite's own "wrote <tmp>/x.json" line names a file
+                # that is gone when we return: the combined one is --json.
+            print()
+        if several and datas:
+            print("overall (geometric means of the ratios; > 1.00x: fastloop is faster):")
+            print("\n".join(overall_summary(datas)))
+        if json_out and datas:
+            combined = combine_results(datas)
+            if os.path.dirname(json_out):
+                os.makedirs(os.path.dirname(json_out), exist_ok=True)
+            with open(json_out, "w") as f:
+                json.dump(combined, f, indent=1)
+            print("wrote %s" % json_out)
+            if args.plot:
+                plot_ratios(combined, args.plot,
+                            title=None if not several else "fastloop benchmarks: %s"
+                            % ", ".join(datas))
+                print("wrote %s" % args.plot)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
     return status
 
 
@@ -377,12 +531,19 @@ def build_parser():
     pi.add_argument("--json", action="store_true", help="print the information as JSON")
     pb = sub.add_parser(
         "bench",
-        help="run the micro-benchmarks in bench/ (fastloop vs asyncio vs uvloop)",
-        description="Runs bench/micro.py from the source checkout (bench/ is not "
-                    "installed with the package). Options not listed here go to "
-                    "micro.py: --quick, --cases A,B, --loops L1,L2, --repeat N, "
-                    "--warmup N, --scale X, --aa, --pin CPU, --json FILE, --list, "
-                    "-q (see --help-micro).")
+        help="run the benchmarks in bench/ (fastloop vs asyncio vs uvloop)",
+        description="Runs benchmark suites from the source checkout's bench/ "
+                    "(not installed with the package), each on fastloop, asyncio "
+                    "and uvloop (if installed), loops alternated, medians and ratios. "
+                    "Suites: micro (scheduling), net (TCP/Unix echo and HTTP under a "
+                    "C load generator; wrk cases when wrk is installed; quick subset "
+                    "unless --cases is given), io (UDP, pipes, subprocesses). Options "
+                    "not listed here go to each suite: --quick, --loops L1,L2, "
+                    "--repeat N, --json FILE, --aa, --pin CPU, -q; --cases A,B with a "
+                    "single --suite (see --help-micro).")
+    pb.add_argument("--suite", default=DEFAULT_SUITES, metavar="S1,S2",
+                    help="suites to run: micro, net, io or all (default: %s)"
+                    % DEFAULT_SUITES)
     pb.add_argument("--plot", metavar="FILE.png",
                     help="draw the fastloop/asyncio and fastloop/uvloop ratios per "
                          "case as a bar chart (needs matplotlib); without --json "
@@ -390,7 +551,8 @@ def build_parser():
     pb.add_argument("--bench-dir", metavar="DIR",
                     help="the bench/ directory of a fastloop checkout (default: "
                          "next to the fastloop package, $%s, ./bench)" % BENCH_ENV)
-    pb.add_argument("--help-micro", action="store_true", help="show micro.py's options")
+    pb.add_argument("--help-micro", action="store_true",
+                    help="show the options of the first --suite's script")
     return p
 
 

@@ -28,7 +28,7 @@ import pytest
 
 import fastloop
 from fastloop import _core
-from leakcheck import assert_no_leaks, leaks_in, measure
+from leakcheck import HAS_TOTALREFCOUNT, assert_no_leaks, leaks_in, measure
 
 pytestmark = pytest.mark.leaks
 
@@ -121,6 +121,31 @@ def test_checker_catches_fd_leak():
         for fd in fds:
             os.close(fd)
     assert found.get("fds") == [1, 1, 1, 1], found
+
+
+@pytest.mark.skipif(not HAS_TOTALREFCOUNT, reason="needs a debug CPython")
+def test_checker_catches_reference_leak():
+    """One reference to an existing object per run, no allocation: only
+    sys.gettotalrefcount() can see it."""
+    import ctypes
+
+    target = object()
+    incref = ctypes.pythonapi.Py_IncRef
+    incref.argtypes = [ctypes.py_object]
+    decref = ctypes.pythonapi.Py_DecRef
+    decref.argtypes = [ctypes.py_object]
+    count = [0]
+
+    def leaky():
+        incref(target)
+        count[0] += 1
+
+    try:
+        found = leaks_in(measure(leaky))
+    finally:
+        for _ in range(count[0]):
+            decref(target)
+    assert "refs" in found, found  # (the first run may count warm-up)
 
 
 def test_checker_catches_leaked_core_handle():
@@ -1031,3 +1056,354 @@ def test_os_error_on_every_watch(kind):
             assert not loop.remove_reader(r)
 
     check(scenario(kind, main))
+
+
+def test_other_failed_calls(kind):
+    """Calls that fail before any transport exists: connect to a missing
+    Unix path, bind to an address in use (server, client local_addr, UDP),
+    a protocol factory that raises (client side and on accept)."""
+
+    async def main(loop, errors):
+        d = tempfile.mkdtemp(prefix="fl-leak")
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        busy_addr = busy.getsockname()
+        ubusy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        ubusy.bind(("127.0.0.1", 0))
+
+        def factory_boom():
+            raise Boom("factory")
+
+        srv = await loop.create_server(factory_boom, "127.0.0.1", 0)
+        srv_addr = srv.sockets[0].getsockname()
+        ok = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        ok_addr = ok.sockets[0].getsockname()
+        try:
+            for _ in range(10):
+                with pytest.raises((FileNotFoundError, ConnectionRefusedError)):
+                    await loop.create_unix_connection(
+                        asyncio.Protocol, os.path.join(d, "missing"))
+                with pytest.raises(OSError) as ei:
+                    await loop.create_server(asyncio.Protocol, *busy_addr)
+                assert ei.value.errno == errno.EADDRINUSE
+                with pytest.raises(OSError):
+                    await loop.create_connection(
+                        asyncio.Protocol, *srv_addr, local_addr=busy_addr)
+                with pytest.raises(OSError):
+                    await loop.create_datagram_endpoint(
+                        asyncio.DatagramProtocol,
+                        local_addr=ubusy.getsockname())
+                with pytest.raises(Boom):
+                    await loop.create_connection(factory_boom, *ok_addr)
+                # The server's factory raises on accept: reported, the
+                # accepted socket closed, so the client sees EOF.
+                r, w = await asyncio.open_connection(*srv_addr)
+                assert await r.read() == b""
+                w.close()
+                await w.wait_closed()
+        finally:
+            srv.close()
+            ok.close()
+            await srv.wait_closed()
+            await ok.wait_closed()
+            busy.close()
+            ubusy.close()
+            shutil.rmtree(d)
+
+    def expect(errors):
+        # fastloop reports transport-creation errors of incoming
+        # connections in every mode (README); asyncio only in debug mode.
+        assert len(errors) == (10 if kind == "fastloop" else 0), errors
+        for e in errors:
+            assert isinstance(e.get("exception"), Boom), e
+
+    check(scenario(kind, main, expect_errors=expect))
+
+
+def test_write_after_close_and_reset(kind):
+    """Writes to closing, closed and reset transports; write_eof; abort
+    with a full buffer."""
+
+    async def main(loop, errors):
+        for i in range(20):
+            a, b = socket.socketpair()
+            tr, p = await loop.connect_accepted_socket(
+                lambda: PingClient(loop, 1, loop.create_future()), a)
+            if i % 2:
+                b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                             struct.pack("ii", 1, 0))
+            b.close()  # the peer goes away (reset or EOF)
+            for _ in range(50):
+                tr.write(b"z" * 65536)  # fills, then errors or is dropped
+                if tr.is_closing():
+                    break
+                await asyncio.sleep(0)
+            tr.write(b"after")
+            tr.close()
+            tr.write(b"after close")
+            await p.lost
+            tr.write(b"after lost")
+            a2, b2 = socket.socketpair()
+            tr2, p2 = await loop.connect_accepted_socket(asyncio.Protocol, a2)
+            tr2.write(b"x" * (1 << 20))  # nobody reads b2: stays buffered
+            if i % 2:
+                tr2.write_eof()
+            tr2.abort()
+            b2.close()
+            await asyncio.sleep(0)
+
+    check(scenario(kind, main))
+
+
+# --------------------------------------------------------------------------
+# pipes and subprocesses: errors
+
+
+@pytest.mark.skipif(not HAS_PIPES, reason="connect_read_pipe not implemented")
+def test_exception_in_pipe_protocol_callbacks(kind):
+    async def main(loop, errors):
+        for raising in ("connection_made", "data_received", "eof_received",
+                        "connection_lost"):
+
+            class Reader(asyncio.Protocol):
+                def __init__(self):
+                    self.lost = loop.create_future()
+
+                def connection_made(self, transport):
+                    if raising == "connection_made":
+                        raise Boom(raising)
+
+                def data_received(self, data):
+                    if raising == "data_received":
+                        raise Boom(raising)
+
+                def eof_received(self):
+                    if raising == "eof_received":
+                        raise Boom(raising)
+
+                def connection_lost(self, exc):
+                    self.lost.set_result(exc)
+                    if raising == "connection_lost":
+                        raise Boom(raising)
+
+            rfd, wfd = os.pipe()
+            rt, rp = await loop.connect_read_pipe(Reader, os.fdopen(rfd, "rb", 0))
+            os.write(wfd, b"data")
+            await asyncio.sleep(0.001)
+            os.close(wfd)
+            await asyncio.wait_for(rp.lost, 10)
+            rt.close()
+
+        for raising in ("pause_writing", "resume_writing", "connection_lost"):
+
+            class Writer(asyncio.BaseProtocol):
+                def __init__(self):
+                    self.lost = loop.create_future()
+
+                def pause_writing(self):
+                    if raising == "pause_writing":
+                        raise Boom(raising)
+
+                def resume_writing(self):
+                    if raising == "resume_writing":
+                        raise Boom(raising)
+
+                def connection_lost(self, exc):
+                    self.lost.set_result(exc)
+                    if raising == "connection_lost":
+                        raise Boom(raising)
+
+            rfd, wfd = os.pipe()
+            os.set_blocking(rfd, False)
+            wt, wp = await loop.connect_write_pipe(Writer, os.fdopen(wfd, "wb", 0))
+            wt.set_write_buffer_limits(high=4096, low=1024)
+            wt.write(b"w" * 300000)  # more than the pipe holds: pause
+            while wt.get_write_buffer_size():
+                try:
+                    os.read(rfd, 1 << 20)  # drain: resume
+                except BlockingIOError:
+                    await asyncio.sleep(0.0005)
+            wt.close()
+            await asyncio.wait_for(wp.lost, 10)
+            os.close(rfd)
+        await asyncio.sleep(0)
+
+    def expect(errors):
+        got = sorted(e["exception"].args[0] for e in errors
+                     if isinstance(e.get("exception"), Boom))
+        assert got == sorted(["connection_made", "data_received",
+                              "eof_received", "connection_lost",
+                              "pause_writing", "resume_writing",
+                              "connection_lost"]), errors
+
+    check(scenario(kind, main, expect_errors=expect))
+
+
+@pytest.mark.skipif(not HAS_SUBPROCESS, reason="subprocess_exec not implemented")
+def test_subprocess_error_paths(kind):
+    """A program that does not exist, kill/terminate of a running child,
+    subprocess_shell, a cancelled communicate(), and an exception raised
+    from every SubprocessProtocol callback."""
+    cat = shutil.which("cat") or "/bin/cat"
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    callbacks = ("connection_made", "pipe_data_received",
+                 "pipe_connection_lost", "process_exited")
+
+    async def main(loop, errors):
+        with pytest.raises(FileNotFoundError):
+            await asyncio.create_subprocess_exec("/nonexistent/fl-leak-prog")
+        p = await asyncio.create_subprocess_exec(sleep, "60")
+        p.kill()
+        assert await p.wait() == -9
+        p = await asyncio.create_subprocess_shell(
+            "exec %s 60" % sleep, stdin=asyncio.subprocess.PIPE)
+        p.terminate()
+        assert await p.wait() == -15
+        p = await asyncio.create_subprocess_exec(
+            cat, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        task = loop.create_task(p.communicate())  # stdin stays open
+        await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        p.kill()
+        await p.wait()
+
+        for raising in callbacks:
+
+            class P(asyncio.SubprocessProtocol):
+                def __init__(self):
+                    self.exited = loop.create_future()
+
+                def connection_made(self, transport):
+                    if raising == "connection_made":
+                        raise Boom(raising)
+
+                def pipe_data_received(self, fd, data):
+                    if raising == "pipe_data_received":
+                        raise Boom(raising)
+
+                def pipe_connection_lost(self, fd, exc):
+                    if raising == "pipe_connection_lost":
+                        raise Boom(raising)
+
+                def process_exited(self):
+                    self.exited.set_result(None)
+                    if raising == "process_exited":
+                        raise Boom(raising)
+
+            tr, pr = await loop.subprocess_exec(
+                P, cat, stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE)
+            tr.get_pipe_transport(0).write(b"some input")
+            await asyncio.sleep(0.01)
+            tr.get_pipe_transport(0).close()
+            await asyncio.wait_for(pr.exited, 10)
+            tr.close()
+            for _ in range(3):
+                await asyncio.sleep(0)
+
+    def expect(errors):
+        got = {e["exception"].args[0] for e in errors
+               if isinstance(e.get("exception"), Boom)}
+        assert got == set(callbacks), errors
+
+    assert_no_leaks(scenario(kind, main, expect_errors=expect), warmup=2,
+                    runs=4, types=CORE_TYPES)
+
+
+# --------------------------------------------------------------------------
+# TLS: errors
+
+
+def test_tls_error_paths(kind, tls_contexts):
+    """start_tls on a plain connection; an exception from data_received
+    over TLS; the peer resetting a TLS connection; a TLS connect cancelled
+    during a handshake the server never answers."""
+    sctx, cctx = tls_contexts
+
+    async def main(loop, errors):
+        protos = []
+        srv = await loop.create_server(
+            lambda: EchoServer(protos), "127.0.0.1", 0, ssl=sctx)
+        addr = srv.sockets[0].getsockname()
+        silent = socket.socket()  # accepts (backlog), never speaks TLS
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(10)
+        try:
+            # start_tls: a plain server upgraded after one line
+            async def upgrade(reader, writer):
+                assert await reader.readline() == b"STARTTLS\n"
+                # The client waits for this line before its ClientHello:
+                # start_tls() stops reading before the hello can arrive.
+                writer.write(b"GO\n")
+                await writer.start_tls(sctx)
+                writer.write(await reader.readline())
+                await writer.drain()
+                writer.close()
+
+            if hasattr(asyncio.StreamWriter, "start_tls"):
+                up = await asyncio.start_server(upgrade, "127.0.0.1", 0)
+                r, w = await asyncio.open_connection(*up.sockets[0].getsockname())
+                w.write(b"STARTTLS\n")
+                assert await r.readline() == b"GO\n"
+                await w.start_tls(cctx, server_hostname="localhost")
+                w.write(b"secret\n")
+                assert await r.readline() == b"secret\n"
+                w.close()
+                await w.wait_closed()
+                up.close()
+                await up.wait_closed()
+
+            for i in range(3):
+                class P(asyncio.Protocol):
+                    def __init__(self):
+                        self.lost = loop.create_future()
+
+                    def connection_made(self, transport):
+                        self.transport = transport
+                        transport.write(b"ping")
+
+                    def data_received(self, data):
+                        raise Boom("tls data_received")
+
+                    def connection_lost(self, exc):
+                        self.lost.set_result(exc)
+
+                tr, p = await loop.create_connection(
+                    P, *addr, ssl=cctx, server_hostname="localhost")
+                await asyncio.wait_for(p.lost, 10)
+
+                # reset under a live TLS connection
+                tr, p = await loop.create_connection(
+                    lambda: PingClient(loop, 2, loop.create_future()), *addr,
+                    ssl=cctx, server_hostname="localhost")
+                await p.done
+                protos[-1].transport.get_extra_info("socket").setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                protos[-1].transport.abort()
+                await asyncio.wait_for(p.lost, 10)
+                tr.close()
+
+                task = loop.create_task(loop.create_connection(
+                    asyncio.Protocol, *silent.getsockname(), ssl=cctx,
+                    server_hostname="localhost"))
+                await asyncio.sleep(0.005 * (i + 1))
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+        finally:
+            srv.close()
+            for p in protos:
+                await p.lost
+            await srv.wait_closed()
+            silent.close()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    def expect(errors):
+        booms = [e for e in errors if isinstance(e.get("exception"), Boom)]
+        assert len(booms) == 3, errors
+
+    check(scenario(kind, main, expect_errors=expect))

@@ -352,6 +352,57 @@ def parse_suites(spec, bench_dir):
     return names
 
 
+def _suite_parser(mod):
+    """The argparse parser behind a suite's parse_args() (micro.py and net.py
+    build theirs inside the function): caught while parsing no arguments."""
+    caught = []
+    orig = argparse.ArgumentParser.parse_args
+
+    def grab(self, args=None, namespace=None):
+        caught.append(self)
+        return orig(self, [], namespace)
+
+    argparse.ArgumentParser.parse_args = grab  # type: ignore[method-assign]
+    try:
+        mod.parse_args([])
+    finally:
+        argparse.ArgumentParser.parse_args = orig  # type: ignore[method-assign]
+    return caught[0] if caught else None
+
+
+def _drop_unknown(mod, argv):
+    """(argv without the options this suite does not take, [dropped]).
+    --scale is micro.py's, --duration net.py's: with several suites each
+    gets the options it knows."""
+    parser = _suite_parser(mod)
+    if parser is None:
+        return list(argv), []
+    _ns, extras = parser.parse_known_args(argv)
+    out, dropped = list(argv), []
+    for tok in extras:
+        out.remove(tok)
+        dropped.append(tok)
+    return out, dropped
+
+
+def _case_names(mod):
+    return set(getattr(mod, "CASES_BY_NAME", {}) or {})
+
+
+def split_cases(spec, mods):
+    """{suite: "case,case"} for a --cases list given without --suite: each
+    case goes to the suite that has it."""
+    out = {}
+    for case in [c.strip() for c in spec.split(",") if c.strip()]:
+        owners = [name for name, mod in mods.items() if case in _case_names(mod)]
+        if not owners:
+            known = sorted(set().union(*(_case_names(m) for m in mods.values())))
+            raise SystemExit("python -m fastloop bench: unknown case %r; known: %s"
+                             % (case, ", ".join(known)))
+        out.setdefault(owners[0], []).append(case)
+    return {name: ",".join(cases) for name, cases in out.items()}
+
+
 def _suite_argv(name, rest, several):
     """micro.py/net.py/io.py arguments for one suite of a ``bench`` run."""
     argv = list(rest)
@@ -363,6 +414,14 @@ def _suite_argv(name, rest, several):
         # One JSON per suite, combined at the end.
         i = argv.index("--json")
         del argv[i:i + 2]
+    return argv
+
+
+def _with_cases(argv, cases):
+    """argv with its --cases value replaced by cases."""
+    argv = list(argv)
+    i = argv.index("--cases")
+    argv[i + 1] = cases
     return argv
 
 
@@ -451,12 +510,27 @@ def cmd_bench(args, rest):
         return _no_bench_dir(args)
     if args.plot and not _check_plot_deps():
         return 2
-    suites = parse_suites(args.suite, bench_dir)
+    mods = {}
+
+    def module(name):
+        if name not in mods:
+            mods[name] = load_bench_module(bench_dir, SUITES[name][0])
+        return mods[name]
+
+    per_suite_cases = None
+    if args.suite is None and "--cases" in rest and rest.index("--cases") + 1 < len(rest):
+        # No --suite: the cases say which suites run.
+        present = [n for n in SUITES if os.path.isfile(os.path.join(bench_dir, SUITES[n][0]))]
+        per_suite_cases = split_cases(rest[rest.index("--cases") + 1],
+                                      {n: module(n) for n in present})
+        suites = list(per_suite_cases)
+    else:
+        suites = parse_suites(args.suite or DEFAULT_SUITES, bench_dir)
     several = len(suites) > 1
-    if several and "--cases" in rest:
+    if several and per_suite_cases is None and "--cases" in rest:
         raise SystemExit("python -m fastloop bench: --cases needs a single --suite")
     if args.help_micro:
-        load_bench_module(bench_dir, SUITES[suites[0]][0]).parse_args(["--help"])  # exits
+        module(suites[0]).parse_args(["--help"])  # exits
     quiet = "-q" in rest or "--quiet" in rest
     json_out = None
     if "--json" in rest:
@@ -475,8 +549,15 @@ def cmd_bench(args, rest):
                 continue
             print("bench: suite %s (%s): %s (%s)" % (name, SUITES[name][1], path, how),
                   file=sys.stderr)
-            mod = load_bench_module(bench_dir, SUITES[name][0])
+            mod = module(name)
             argv = _suite_argv(name, rest, several)
+            if per_suite_cases is not None:
+                argv = _with_cases(argv, per_suite_cases[name])
+            if several:
+                argv, dropped = _drop_unknown(mod, argv)
+                if dropped:
+                    sys.stderr.write("bench: suite %s does not take %s: left out for it\n"
+                                     % (name, " ".join(dropped)))
             # Always kept, for the overall line (and --json/--plot).
             jpath = os.path.join(tmpdir, name + ".json")
             try:
@@ -539,11 +620,13 @@ def build_parser():
                     "C load generator; wrk cases when wrk is installed; quick subset "
                     "unless --cases is given), io (UDP, pipes, subprocesses). Options "
                     "not listed here go to each suite: --quick, --loops L1,L2, "
-                    "--repeat N, --json FILE, --aa, --pin CPU, -q; --cases A,B with a "
-                    "single --suite (see --help-micro).")
-    pb.add_argument("--suite", default=DEFAULT_SUITES, metavar="S1,S2",
-                    help="suites to run: micro, net, io or all (default: %s)"
-                    % DEFAULT_SUITES)
+                    "--repeat N, --json FILE, --aa, --pin CPU, -q, --cases A,B (each "
+                    "case runs in the suite that has it); an option a suite does not "
+                    "take (micro's --scale, net's --duration) is left out for that "
+                    "suite (see --help-micro).")
+    pb.add_argument("--suite", default=None, metavar="S1,S2",
+                    help="suites to run: micro, net, io or all (default: the "
+                    "suites of the --cases given, else %s)" % DEFAULT_SUITES)
     pb.add_argument("--plot", metavar="FILE.png",
                     help="draw the fastloop/asyncio and fastloop/uvloop ratios per "
                          "case as a bar chart (needs matplotlib); without --json "

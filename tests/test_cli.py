@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+import fastloop
 from fastloop import _cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,14 +25,17 @@ def run_cli(*args, timeout=240):
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_info_json():
-    r = run_cli("info", "--json")
-    assert r.returncode == 0, r.stderr
-    info = json.loads(r.stdout)
-    import fastloop
-    assert info["fastloop"] == fastloop.__version__
-    assert info["poller"] == "epoll"
-    assert info["bench_dir"] == BENCH
+def _fastloop_cli(*args, timeout=60):
+    r = run_cli(*args, timeout=timeout)
+    return r.returncode, r.stdout, r.stderr
+
+
+def _importable(name):
+    try:
+        __import__(name)
+        return True
+    except ImportError:
+        return False
 
 
 def test_parse_suites():
@@ -77,17 +81,31 @@ def test_bench_cases_error_with_several_suites():
     assert "--cases needs a single --suite" in r.stderr
 
 
-def test_bench_micro_end_to_end(tmp_path):
-    out = tmp_path / "m.json"
-    r = run_cli("bench", "--suite", "micro", "--cases", "call_soon_batch,timer_cancel",
-                "--loops", "fastloop,asyncio", "--repeat", "1", "--warmup", "0",
-                "--scale", "0.01", "--json", str(out))
-    assert r.returncode == 0, r.stdout + r.stderr
+def test_split_cases_and_drop_unknown():
+    mods = {n: _cli.load_bench_module(BENCH, _cli.SUITES[n][0]) for n in ("micro", "net")}
+    got = _cli.split_cases("call_soon_batch, tcp_proto_1K_c10,timer_cancel", mods)
+    assert got == {"micro": "call_soon_batch,timer_cancel", "net": "tcp_proto_1K_c10"}
+    with pytest.raises(SystemExit):
+        _cli.split_cases("call_soon_batch,nosuch", mods)
+    argv, dropped = _cli._drop_unknown(mods["micro"], ["--repeat", "1", "--duration", "0.2",
+                                                       "--scale", "0.1"])
+    assert argv == ["--repeat", "1", "--scale", "0.1"] and dropped == ["--duration", "0.2"]
+    argv, dropped = _cli._drop_unknown(mods["net"], ["--scale", "0.1", "--repeat", "1"])
+    assert argv == ["--repeat", "1"] and dropped == ["--scale", "0.1"]
+
+
+def test_bench_cases_pick_the_suites(tmp_path):
+    # No --suite: each case runs in its own suite, each suite gets the
+    # options it takes.
+    out = tmp_path / "mixed.json"
+    r = run_cli("bench", "--cases", "call_soon_batch,tcp_proto_1K_c10", "--loops",
+                "fastloop,asyncio", "--repeat", "1", "--warmup", "0", "--scale", "0.01",
+                "--duration", "0.2", "--json", str(out))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     data = json.loads(out.read_text())
-    assert set(data["results"]) == {"call_soon_batch", "timer_cancel"}
-    for res in data["results"].values():
-        assert res["ratios"]["fastloop/asyncio"] > 0
-    assert "call_soon_batch" in r.stdout
+    assert set(data["results"]) == {"micro:call_soon_batch", "net:tcp_proto_1K_c10"}
+    assert "suite micro does not take --duration 0.2" in r.stderr
+    assert "suite net does not take --scale 0.01" in r.stderr
 
 
 def test_bench_two_suites_end_to_end(tmp_path):
@@ -117,11 +135,86 @@ def test_bench_net_end_to_end(tmp_path):
         assert res["ratios"]["fastloop/asyncio"] > 0
 
 
-def test_bench_plot(tmp_path):
+def test_cli_info():
+    from fastloop import _core
+
+    rc, out, err = _fastloop_cli("info")
+    assert rc == 0, err
+    assert "fastloop" in out and fastloop.__version__ in out
+    assert _core.POLLER in out
+    assert "DEBUG_BUILD=%d" % int(bool(_core.DEBUG_BUILD)) in out
+    assert "%d.%d.%d" % sys.version_info[:3] in out
+    assert "uvloop" in out
+
+    rc, out, err = _fastloop_cli("info", "--json")
+    assert rc == 0, err
+    info = json.loads(out)
+    assert info["fastloop"] == fastloop.__version__
+    assert info["poller"] == _core.POLLER
+    assert info["debug_build"] == bool(_core.DEBUG_BUILD)
+    assert info["python"] == "%d.%d.%d" % sys.version_info[:3]
+    assert os.path.samefile(info["bench_dir"], os.path.join(ROOT, "bench"))
+    try:
+        import uvloop
+    except ImportError:
+        assert info["uvloop"] is None
+    else:
+        assert info["uvloop"] == uvloop.__version__
+
+
+def test_cli_help():
+    rc, out, err = _fastloop_cli()
+    assert rc == 0 and "info" in out and "bench" in out, (out, err)
+    rc, out, err = _fastloop_cli("--version")
+    assert rc == 0 and out.strip() == "fastloop %s" % fastloop.__version__
+    rc, out, err = _fastloop_cli("nonsense")
+    assert rc == 2
+
+
+_TINY_BENCH = ["--cases", "call_soon_batch,timer_cancel", "--loops", "fastloop,asyncio",
+               "--repeat", "1", "--warmup", "0", "--scale", "0.005"]
+
+
+def test_cli_bench_tiny(tmp_path):
+    out_json = tmp_path / "bench.json"
+    rc, out, err = _fastloop_cli("bench", *(_TINY_BENCH + ["--json", str(out_json)]))
+    assert rc == 0, out + err
+    assert "call_soon_batch" in out and "fl/aio" in out
+    # Progress on stderr: one line per case.
+    assert "[1/2] call_soon_batch" in err and "[2/2] timer_cancel" in err, err
+    data = json.loads(out_json.read_text())
+    assert set(data["results"]) == {"call_soon_batch", "timer_cancel"}
+    for res in data["results"].values():
+        assert res["ratios"]["fastloop/asyncio"] > 0
+
+
+def test_cli_bench_plot(tmp_path):
     pytest.importorskip("matplotlib")
-    png = tmp_path / "r.png"
-    r = run_cli("bench", "--suite", "micro", "--cases", "call_soon_batch",
-                "--loops", "fastloop,asyncio", "--repeat", "1", "--warmup", "0",
-                "--scale", "0.01", "--plot", str(png))
-    assert r.returncode == 0, r.stderr
-    assert png.stat().st_size > 1000
+    png = tmp_path / "ratios.png"
+    rc, out, err = _fastloop_cli("bench", *(_TINY_BENCH + ["--plot", str(png), "-q"]))
+    assert rc == 0, out + err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "ratios.json").exists()
+
+
+def test_cli_bench_without_matplotlib_or_bench_dir(tmp_path):
+    if _importable("matplotlib"):
+        rc = None
+    else:
+        rc, out, err = _fastloop_cli("bench", "--plot", str(tmp_path / "x.png"))
+        assert rc == 2 and "matplotlib" in err
+    rc, out, err = _fastloop_cli("bench", "--bench-dir", str(tmp_path))
+    assert rc == 2
+    assert "not installed with the package" in err or "ships with the source checkout" in err, err
+
+
+def test_cli_bench_in_process_progress(capfd):
+    """The progress hook around micro.run_case, without a subprocess."""
+    from fastloop import _cli
+
+    bench_dir, how = _cli.find_bench_dir()
+    assert bench_dir is not None and how
+    assert _cli.main(["bench"] + _TINY_BENCH[:-2] + ["--scale", "0.002"]) == 0
+    cap = capfd.readouterr()
+    assert "[2/2] timer_cancel" in cap.err
+    assert "geometric mean" in cap.out

@@ -12,10 +12,14 @@ import sys as _sys
 import warnings as _warnings
 
 from ._loop import Loop
+from ._stats import StatsLogger, reset_stats, start_stats_logger, stats
 
 __version__ = "0.1.0"
 
-__all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy")
+__all__ = (
+    "Loop", "new_event_loop", "run", "install", "EventLoopPolicy", "stats",
+    "reset_stats", "start_stats_logger", "StatsLogger",
+)
 
 
 def new_event_loop():

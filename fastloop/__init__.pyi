@@ -5,9 +5,16 @@ from typing import Any, Callable, Coroutine, Optional, Type, TypeVar
 from typing_extensions import deprecated
 
 from ._loop import Loop as Loop
+from ._stats import StatsLogger as StatsLogger
+from ._stats import reset_stats as reset_stats
+from ._stats import start_stats_logger as start_stats_logger
+from ._stats import stats as stats
 
 __version__: str
-__all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy")
+__all__ = (
+    "Loop", "new_event_loop", "run", "install", "EventLoopPolicy", "stats",
+    "reset_stats", "start_stats_logger", "StatsLogger",
+)
 
 _T = TypeVar("_T")
 

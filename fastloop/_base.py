@@ -35,6 +35,8 @@ from asyncio import futures
 from asyncio import tasks
 from asyncio.log import logger
 
+from . import _stats
+
 __all__ = ("BaseLoopMixin",)
 
 _PY311 = sys.version_info >= (3, 11)
@@ -603,6 +605,10 @@ class BaseLoopMixin:
         except BaseException:
             what = _safe_repr(handle)
         logger.warning("Executing %s took %.3f seconds", what, seconds)
+
+    def _fl_callback_name(self, handle):
+        """Statistics: the name of a slow callback (fastloop/_stats.py)."""
+        return _stats.callback_name(handle)
 
     def _fl_transport_error(self, transport, exc, message):
         """A transport hit a fatal error (asyncio's _fatal_error): OSErrors

@@ -26,6 +26,8 @@ from typing import (
 from _typeshed import FileDescriptorLike, ReadableBuffer
 from typing_extensions import disjoint_base
 
+from ._stats import LoopStats, StatsConfig
+
 if sys.version_info >= (3, 11):
     from typing import TypeVarTuple, Unpack
 
@@ -173,6 +175,14 @@ class Loop:
     def _run_once(self) -> None: ...
     def _close_core(self) -> None: ...
     def _stats(self) -> Dict[str, Union[int, str]]: ...
+    def stats(self) -> LoopStats: ...
+    def reset_stats(self) -> None: ...
+    def configure_stats(
+        self,
+        *,
+        slow_threshold: Optional[float] = None,
+        time_callbacks: Optional[bool] = None,
+    ) -> StatsConfig: ...
 
 @disjoint_base
 class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):

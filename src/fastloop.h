@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "compat.h"
+#include "stats.h"
 
 #define FL_FREELIST_SIZE 256
 
@@ -208,7 +209,19 @@ typedef struct fl_loop {
 
     /* Counters for _stats(). */
     uint64_t n_iterations, n_callbacks, n_timers_fired, n_timers_cancelled;
+    fl_stats stats; /* stats.c */
 } fl_loop;
+
+/* stats.c */
+void fl_stats_init(fl_loop *loop);
+void fl_stats_clear(fl_loop *loop);
+int fl_stats_traverse(fl_loop *loop, visitproc visit, void *arg);
+void fl_stats_slow_phase(fl_loop *loop, double block, double now);
+void fl_stats_record(fl_loop *loop, PyObject *h, double seconds, double at);
+PyObject *fl_loop_stats(fl_loop *self, PyObject *unused);
+PyObject *fl_loop_reset_stats(fl_loop *self, PyObject *unused);
+PyObject *fl_loop_configure_stats(fl_loop *self, PyObject *args,
+                                  PyObject *kwargs);
 
 /* loop.c */
 typedef struct {

@@ -264,6 +264,7 @@ make_timer(fl_loop *self, double when, PyObject *when_obj, fl_bound *b,
         return NULL;
     }
     fl_slot_set(th, fl_off.scheduled, Py_NewRef(Py_True));
+    self->stats.timers_scheduled++;
     return th;
 }
 
@@ -352,7 +353,7 @@ fl_loop_call_soon_handle(fl_loop *loop, PyObject *handle)
 /* asyncio's _run_once timeout: 0 when there is work, the earliest timer's
  * distance, or forever. */
 static int64_t
-poll_timeout(fl_loop *self)
+poll_timeout(fl_loop *self, double now)
 {
     PyObject *first;
     double dt;
@@ -364,7 +365,7 @@ poll_timeout(fl_loop *self)
     if (first == NULL) {
         return -1;
     }
-    dt = fl_timer_x(first)->when - fl_time();
+    dt = fl_timer_x(first)->when - now;
     if (!(dt > 0)) {
         return 0;
     }
@@ -375,11 +376,14 @@ poll_timeout(fl_loop *self)
     return (int64_t)ceil(dt * 1e9);
 }
 
+/* Polls (or skips the poll). `now` is the loop time at the start of the
+ * iteration; *after is set to the time after the poll (`now` if skipped). */
 static int
-poll_io(fl_loop *self, int64_t timeout)
+poll_io(fl_loop *self, int64_t timeout, double now, double *after)
 {
     int n;
 
+    *after = now;
     self->nevents = 0;
     if (timeout == 0 && self->nwatched == 0) {
         /* Nothing to poll but the wake-up fd, whose only job is to end a
@@ -391,7 +395,6 @@ poll_io(fl_loop *self, int64_t timeout)
          * iteration, which dominates short callback chains (sleep(0),
          * future ping-pong). Poll at least every POLL_EVERY iterations or
          * POLL_INTERVAL seconds, so I/O is never held back for long. */
-        double now = fl_time();
         if (self->polls_skipped < POLL_EVERY &&
             now - self->last_poll < POLL_INTERVAL)
         {
@@ -409,7 +412,7 @@ poll_io(fl_loop *self, int64_t timeout)
     Py_BEGIN_ALLOW_THREADS
     n = fl_poller_wait(self->pfd, self->events, self->events_cap, timeout);
     Py_END_ALLOW_THREADS
-    self->last_poll = fl_time();
+    self->last_poll = *after = fl_time();
     if (n == -EINTR) {
         /* A signal: run Python-level handlers now (^C raises here). */
         return PyErr_CheckSignals() < 0 ? -1 : 0;
@@ -420,19 +423,36 @@ poll_io(fl_loop *self, int64_t timeout)
         return -1;
     }
     self->nevents = n;
+    self->stats.io_events += (uint64_t)n;
     return fl_io_dispatch(self, n, 0);
 }
 
-/* Moves due timers to the ready queue. */
-static int
-collect_timers(fl_loop *self)
+/* Timer lag: how late (seconds) a due timer was collected. */
+static inline void
+note_lag(fl_stats *s, double lag)
 {
-    double end = fl_time() + self->clock_resolution;
+    if (lag < 0) {
+        lag = 0; /* due within the clock resolution */
+    }
+    s->lag_last = lag;
+    s->lag_sum += lag;
+    s->lag_n++;
+    if (lag > s->lag_max) {
+        s->lag_max = lag;
+    }
+}
+
+/* Moves the timers due at `now` to the ready queue. */
+static int
+collect_timers(fl_loop *self, double now)
+{
+    double end = now + self->clock_resolution;
     PyObject *th;
 
     while ((th = fl_heap_peek(&self->timers)) != NULL &&
            fl_timer_x(th)->when < end)
     {
+        note_lag(&self->stats, now - fl_timer_x(th)->when);
         th = fl_heap_pop(&self->timers);
         fl_slot_set(th, fl_off.scheduled, Py_NewRef(Py_False));
         self->n_timers_fired++;
@@ -445,12 +465,27 @@ collect_timers(fl_loop *self)
     return 0;
 }
 
-/* One iteration, as asyncio's BaseEventLoop._run_once: poll, collect due
- * timers, then run exactly the callbacks that are ready now. */
-/* Runs up to n handles from the front of the ready queue. */
+/* Runs a handle, timing it (stats: time_callbacks or a probe). */
+static int
+run_timed(fl_loop *self, PyObject *h)
+{
+    double t0 = fl_time(), t1;
+    int rc = fl_handle_run(self, h);
+
+    t1 = fl_time();
+    if (rc == 0 && t1 - t0 >= self->stats.slow_threshold) {
+        fl_stats_record(self, h, t1 - t0, t1);
+    }
+    return rc;
+}
+
+/* Runs up to n handles from the front of the ready queue. The phase's
+ * first handle is kept (stats.first_handle) until a second one runs or the
+ * phase ends: a slow phase of one handle is that handle's doing. */
 static int
 run_ready(fl_loop *self, Py_ssize_t n)
 {
+    fl_stats *s = &self->stats;
     Py_ssize_t i;
 
     for (i = 0; i < n; i++) {
@@ -464,8 +499,17 @@ run_ready(fl_loop *self, Py_ssize_t n)
             continue;
         }
         self->n_callbacks++;
-        rc = fl_handle_run(self, h);
-        Py_DECREF(h);
+        if (++s->phase_handles == 2) {
+            Py_CLEAR(s->first_handle);
+        }
+        rc = s->timing ? run_timed(self, h) : fl_handle_run(self, h);
+        if (s->phase_handles == 1 && s->depth == 1 && s->first_handle == NULL)
+        {
+            s->first_handle = h;
+        }
+        else {
+            Py_DECREF(h);
+        }
         if (rc < 0) {
             return -1;
         }
@@ -473,23 +517,40 @@ run_ready(fl_loop *self, Py_ssize_t n)
     return 0;
 }
 
+/* Closes the callback phase that started at `start` (stats). */
+static void
+end_phase(fl_loop *self, double start, double now)
+{
+    fl_stats *s = &self->stats;
+    double block = now - start;
+
+    s->cb_time += block;
+    s->block_last = block;
+    if (block > s->block_max) {
+        s->block_max = block;
+    }
+    if (block >= s->slow_threshold) {
+        fl_stats_slow_phase(self, block, now);
+    }
+    if (s->timing && !s->time_callbacks && now >= s->probe_until) {
+        s->timing = 0;
+    }
+    s->phase_start = 0;
+    s->phase_handles = 0;
+    Py_CLEAR(s->first_handle);
+}
+
 /* One iteration, as asyncio's BaseEventLoop._run_once: poll, collect due
  * timers, then run exactly the callbacks that are ready now — first those
  * queued before the poll, then the I/O callbacks (C transports), then the
  * handles of user watchers and the due timers. */
+/* The callback phase of an iteration: the callbacks queued before the
+ * poll, the C watchers' callbacks, the rest. */
 static int
-run_once(fl_loop *self)
+run_phase(fl_loop *self, Py_ssize_t nold)
 {
-    Py_ssize_t nold = self->ready.len, ntodo;
+    Py_ssize_t ntodo = self->ready.len;
 
-    self->n_iterations++;
-    if (poll_io(self, poll_timeout(self)) < 0) {
-        return -1;
-    }
-    if (collect_timers(self) < 0) {
-        return -1;
-    }
-    ntodo = self->ready.len;
     if (nold > ntodo) {
         nold = ntodo;
     }
@@ -502,6 +563,39 @@ run_once(fl_loop *self)
         return -1;
     }
     return run_ready(self, ntodo - nold);
+}
+
+/* `*now` is the loop time at the start of the iteration (the previous
+ * iteration's end); on return it is the time at its end. */
+static int
+run_once(fl_loop *self, double *now)
+{
+    fl_stats *s = &self->stats;
+    Py_ssize_t nold = self->ready.len;
+    double t0 = *now, t1;
+    int rc, outer = ++s->depth == 1;
+
+    self->n_iterations++;
+    rc = poll_io(self, poll_timeout(self, t0), t0, &t1);
+    if (rc == 0) {
+        rc = collect_timers(self, t1);
+    }
+    if (outer) {
+        s->poll_time += t1 - t0;
+        s->phase_start = t1;
+    }
+    if (rc == 0) {
+        rc = run_phase(self, nold);
+    }
+    *now = fl_time();
+    if (outer) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        end_phase(self, t1, *now);
+        PyErr_Restore(et, ev, etb);
+    }
+    s->depth--;
+    return rc;
 }
 
 static int
@@ -523,6 +617,7 @@ enter_running(fl_loop *self)
 static PyObject *
 loop_run(fl_loop *self, PyObject *unused)
 {
+    double now;
     int rc = 0;
 
     if (enter_running(self) < 0) {
@@ -533,8 +628,9 @@ loop_run(fl_loop *self, PyObject *unused)
      * (run_until_complete of a done future, stop() before run_forever)
      * must see what is already pending, as with asyncio. */
     self->polls_skipped = POLL_EVERY;
+    now = fl_time();
     for (;;) {
-        rc = run_once(self);
+        rc = run_once(self, &now);
         if (rc < 0 || self->stopping || self->closed) {
             break;
         }
@@ -553,12 +649,13 @@ static PyObject *
 loop_run_once(fl_loop *self, PyObject *unused)
 {
     int rc, was_running = self->running;
+    double now = fl_time();
 
     if (!was_running && enter_running(self) < 0) {
         return NULL;
     }
     Py_INCREF(self);
-    rc = run_once(self);
+    rc = run_once(self, &now);
     if (!was_running) {
         self->running = 0;
         self->thread_id = 0;
@@ -1020,6 +1117,16 @@ static PyMethodDef loop_methods[] = {
     {"_run_once", (PyCFunction)loop_run_once, METH_NOARGS, NULL},
     {"_close_core", (PyCFunction)loop_close_core, METH_NOARGS, NULL},
     {"_stats", (PyCFunction)loop_stats, METH_NOARGS, NULL},
+    {"stats", (PyCFunction)fl_loop_stats, METH_NOARGS,
+     "stats($self, /)\n--\n\nLive statistics of the loop as a dict "
+     "(docs/statistics.md)."},
+    {"reset_stats", (PyCFunction)fl_loop_reset_stats, METH_NOARGS,
+     "reset_stats($self, /)\n--\n\nZero the counters, timings and the "
+     "slowest-callbacks list."},
+    {"configure_stats", (PyCFunction)(void (*)(void))fl_loop_configure_stats,
+     METH_VARARGS | METH_KEYWORDS,
+     "configure_stats($self, /, *, slow_threshold=None, time_callbacks=None)"
+     "\n--\n\nSet the statistics options; returns them as a dict."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1067,6 +1174,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                 ? (double)res.tv_sec + (double)res.tv_nsec * 1e-9
                 : 1e-9;
     }
+    fl_stats_init(self);
     if (fl_io_init(self) < 0 || fl_wakeup_init(self) < 0) {
         Py_DECREF(self);
         return NULL;
@@ -1080,7 +1188,8 @@ loop_traverse(fl_loop *self, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->current_handle);
     Py_VISIT(self->task_factory);
-    if (fl_ready_traverse(&self->ready, visit, arg) ||
+    if (fl_stats_traverse(self, visit, arg) ||
+        fl_ready_traverse(&self->ready, visit, arg) ||
         fl_heap_traverse(&self->timers, visit, arg) ||
         fl_io_traverse(self, visit, arg))
     {
@@ -1094,6 +1203,7 @@ loop_clear(fl_loop *self)
 {
     Py_CLEAR(self->current_handle);
     Py_CLEAR(self->task_factory);
+    fl_stats_clear(self);
     fl_ready_clear(&self->ready);
     fl_heap_clear(&self->timers);
     fl_io_close(self);

@@ -11,10 +11,59 @@ import asyncio
 import functools
 import logging
 import threading
+from typing import Dict, List, TypedDict
 
 __all__ = ("stats", "reset_stats", "start_stats_logger", "StatsLogger")
 
 _log = logging.getLogger("fastloop.stats")
+
+
+class SlowCallback(TypedDict):
+    """An entry of ``stats()["slowest"]``."""
+
+    name: str
+    seconds: float
+    at: float
+
+
+class LoopStats(TypedDict):
+    """What ``Loop.stats()`` returns (docs/statistics.md)."""
+
+    time: float
+    since_reset: float
+    iterations: int
+    callbacks_run: int
+    io_events: int
+    timers_scheduled: int
+    timers_fired: int
+    timers_cancelled: int
+    poll_seconds: float
+    callback_seconds: float
+    lag: float
+    lag_max: float
+    lag_mean: float
+    block: float
+    block_current: float
+    block_max: float
+    slow_iterations: int
+    slowest: List[SlowCallback]
+    ready: int
+    timers: int
+    readers: int
+    writers: int
+    fds_watched: int
+    transports: Dict[str, int]
+    slow_threshold: float
+    time_callbacks: bool
+    probing: bool
+    poller: str
+
+
+class StatsConfig(TypedDict):
+    """What ``Loop.configure_stats()`` returns."""
+
+    slow_threshold: float
+    time_callbacks: bool
 
 
 def _task_of(cb):

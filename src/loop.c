@@ -518,7 +518,7 @@ run_ready(fl_loop *self, Py_ssize_t n)
 }
 
 /* Closes the callback phase that started at `start` (stats). */
-static void
+static inline void
 end_phase(fl_loop *self, double start, double now)
 {
     fl_stats *s = &self->stats;
@@ -546,7 +546,7 @@ end_phase(fl_loop *self, double start, double now)
  * handles of user watchers and the due timers. */
 /* The callback phase of an iteration: the callbacks queued before the
  * poll, the C watchers' callbacks, the rest. */
-static int
+static inline int
 run_phase(fl_loop *self, Py_ssize_t nold)
 {
     Py_ssize_t ntodo = self->ready.len;
@@ -588,7 +588,11 @@ run_once(fl_loop *self, double *now)
         rc = run_phase(self, nold);
     }
     *now = fl_time();
-    if (outer) {
+    if (outer && rc == 0) {
+        end_phase(self, t1, *now);
+    }
+    else if (outer) {
+        /* SystemExit and the like: account the phase, keep the error. */
         PyObject *et, *ev, *etb;
         PyErr_Fetch(&et, &ev, &etb);
         end_phase(self, t1, *now);

@@ -59,12 +59,8 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def make_loop(kind):
     if kind == "fastloop":
-        try:  # an installed build, or a copy on PYTHONPATH (debug CPython)
-            import fastloop
-        except ImportError:  # the checkout's in-place build
-            here = os.path.dirname(os.path.abspath(__file__))
-            sys.path.insert(0, os.path.dirname(here))
-            import fastloop
+        import_fastloop()
+        import fastloop
 
         return fastloop.new_event_loop()
     if kind == "uvloop":
@@ -72,6 +68,23 @@ def make_loop(kind):
 
         return uvloop.new_event_loop()
     return asyncio.SelectorEventLoop()
+
+
+def import_fastloop():
+    """The checkout's fastloop if it has an in-place build for this
+    interpreter (not whatever `pip install -e` of another tree left in
+    site-packages), else a copy on PYTHONPATH or an installed one."""
+    import importlib.machinery
+
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pkg = os.path.join(top, "fastloop")
+    if not os.environ.get("PYTHONPATH") and any(
+            os.path.exists(os.path.join(pkg, "_core" + suffix))
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES):
+        sys.path.insert(0, top)
+    import fastloop._core
+
+    print("fastloop._core:", fastloop._core.__file__, flush=True)
 
 
 def rss_kb():
@@ -94,6 +107,23 @@ def slope_per_minute(points):
     if not den:
         return 0.0
     return 60.0 * sum((t - mt) * (y - my) for t, y in points) / den
+
+
+def slope_stderr_per_minute(points):
+    """Standard error of that slope (per minute): a slope within about two
+    of these of 0 is noise, not growth."""
+    n = len(points)
+    if n < 3:
+        return 0.0
+    mt = sum(t for t, _ in points) / n
+    my = sum(y for _, y in points) / n
+    den = sum((t - mt) ** 2 for t, _ in points)
+    if not den:
+        return 0.0
+    b = sum((t - mt) * (y - my) for t, y in points) / den
+    a = my - b * mt
+    resid = sum((y - a - b * t) ** 2 for t, y in points)
+    return 60.0 * (resid / (n - 2) / den) ** 0.5
 
 
 class Stats:
@@ -431,12 +461,18 @@ def main(argv=None):
     st = app.stats
 
     steady = [s for s in samples if s["t"] >= args.warmup]
-    slopes = {
-        "rss_kb_per_min": slope_per_minute([(s["t"], s["rss_kb"]) for s in steady]),
-        "fds_per_min": slope_per_minute([(s["t"], s["fds"]) for s in steady]),
-        "refs_per_min": (slope_per_minute([(s["t"], s["refs"]) for s in steady])
-                         if steady and steady[0]["refs"] is not None else None),
-    }
+    series = {"rss_kb": [(s["t"], s["rss_kb"]) for s in steady],
+              "fds": [(s["t"], s["fds"]) for s in steady]}
+    if steady and steady[0]["refs"] is not None:
+        series["refs"] = [(s["t"], s["refs"]) for s in steady]
+    slopes = {"%s_per_min" % k: slope_per_minute(v) for k, v in series.items()}
+    slopes.setdefault("refs_per_min", None)
+    stderrs = {"%s_per_min" % k: slope_stderr_per_minute(v)
+               for k, v in series.items()}
+    levels = {k: {"first": v[0][1], "last": v[-1][1],
+                  "min": min(y for _, y in v), "max": max(y for _, y in v),
+                  "mean": sum(y for _, y in v) / len(v)}
+              for k, v in series.items() if v}
     checks = {
         "no_errors": not st.errors,
         "checksums_match": app.totals[0] == app.totals[1] and app.crcs[0] == app.crcs[1],
@@ -459,7 +495,8 @@ def main(argv=None):
         "server_pauses": st.pauses, "timers_fired": st.timers_fired,
         "timers_cancelled": st.timers_cancelled, "subprocesses": st.subprocesses,
         "fds_before": fds_before, "fds_after": fds_after,
-        "slopes_after_warmup": slopes, "samples": samples,
+        "slopes_after_warmup": slopes, "slope_stderrs": stderrs,
+        "levels_after_warmup": levels, "samples": samples,
         "errors": st.errors[:50], "n_errors": len(st.errors),
         "checks": checks, "ok": all(checks.values()),
     }
@@ -470,10 +507,13 @@ def main(argv=None):
              st.subprocesses, st.timers_fired))
     print("bytes sent %d received %d, crc %s / %s" % (
         app.totals[0], app.totals[1], report["crc_sent"], report["crc_received"]))
-    print("slopes after %.0fs warm-up: RSS %+.1f KiB/min, fds %+.2f/min%s" % (
-        args.warmup, slopes["rss_kb_per_min"], slopes["fds_per_min"],
-        "" if slopes["refs_per_min"] is None
-        else ", refs %+.0f/min" % slopes["refs_per_min"]))
+    print("slopes after %.0fs warm-up (+- standard error): %s" % (
+        args.warmup, ", ".join(
+            "%s %+.2f +- %.2f/min" % (k[:-8], v, stderrs.get(k, 0.0))
+            for k, v in slopes.items() if v is not None)))
+    for k, lv in levels.items():
+        print("  %s after warm-up: first %d, last %d, min %d, max %d, mean %.0f"
+              % (k, lv["first"], lv["last"], lv["min"], lv["max"], lv["mean"]))
     print("fds before %d after %d" % (fds_before, fds_after))
     for e in st.errors[:20]:
         print("ERROR", e)

@@ -27,7 +27,9 @@
 #include "sockaddr.h"
 #include "transport.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -62,6 +64,13 @@ typedef struct {
     PyObject *context;           /* protocol callbacks run in it */
     PyObject *address;           /* fixed remote address, or NULL */
     PyObject *datagram_received; /* cached bound method, or NULL */
+    /* The sender of the last datagram read, as the kernel gave it and as
+     * given to datagram_received(): a peer sending many datagrams costs one
+     * conversion, and sendto(data, addr) back to it none. */
+    PyObject *last_addr; /* NULL: nothing cached */
+    struct sockaddr_storage last_ss;
+    socklen_t last_sslen;
+    char last_sendable; /* last_ss is what fl_py_to_sockaddr(last_addr) gives */
     PyObject *weakreflist;
     PyObject *dict;
 
@@ -548,6 +557,66 @@ read_one_py(fl_udp *self)
     return rc;
 }
 
+/* The sockaddr fl_py_to_sockaddr(self->family, addr) would give, when it
+ * is the address of the last datagram read. */
+static int
+cached_sockaddr(fl_udp *self, PyObject *addr, struct sockaddr_storage *sa,
+                socklen_t *salen)
+{
+    if (addr != self->last_addr || !self->last_sendable) {
+        return 0;
+    }
+    memcpy(sa, &self->last_ss, self->last_sslen);
+    *salen = self->last_sslen;
+    return 1;
+}
+
+/* Whether converting fl_sockaddr_to_py(ss) back with fl_py_to_sockaddr
+ * gives ss again, byte for byte (INET: always, the kernel zeroes sin_zero;
+ * INET6: unless the flow info is too large for the socket module). */
+static int
+round_trips(const struct sockaddr_storage *ss, socklen_t len)
+{
+    if (ss->ss_family == AF_INET && len == sizeof(struct sockaddr_in)) {
+        static const char zero[sizeof(((struct sockaddr_in *)0)->sin_zero)];
+        return memcmp(((const struct sockaddr_in *)ss)->sin_zero, zero,
+                      sizeof(zero)) == 0;
+    }
+    if (ss->ss_family == AF_INET6 && len == sizeof(struct sockaddr_in6)) {
+        return ntohl(((const struct sockaddr_in6 *)ss)->sin6_flowinfo) <=
+               0xfffff;
+    }
+    return 0;
+}
+
+/* The Python address of a sender (a new reference), converted once per
+ * run of datagrams from the same sender. */
+static PyObject *
+sender_address(fl_udp *self, const struct sockaddr_storage *ss,
+               socklen_t len)
+{
+    PyObject *addr;
+
+    if (self->last_addr != NULL && len == self->last_sslen &&
+        memcmp(ss, &self->last_ss, len) == 0)
+    {
+        return Py_NewRef(self->last_addr);
+    }
+    addr = fl_sockaddr_to_py(ss, len);
+    if (addr == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(self->last_addr, Py_NewRef(addr));
+    if (len > sizeof(self->last_ss)) {
+        len = sizeof(self->last_ss);
+    }
+    memcpy(&self->last_ss, ss, len);
+    self->last_sslen = len;
+    self->last_sendable = (char)(self->family == ss->ss_family &&
+                                 round_trips(ss, len));
+    return addr;
+}
+
 static int
 read_one(fl_udp *self)
 {
@@ -589,7 +658,7 @@ read_one(fl_udp *self)
         return rc;
     }
     data = PyBytes_FromStringAndSize(loop->rbuf, n);
-    addr = data ? fl_sockaddr_to_py(&ss, sslen) : NULL;
+    addr = data ? sender_address(self, &ss, sslen) : NULL;
     if (addr == NULL) {
         Py_XDECREF(data);
         return fatal_error(self, "Fatal read error on datagram transport") <
@@ -798,7 +867,9 @@ udp_sendto(fl_udp *self, PyObject *const *args, Py_ssize_t nargs,
         Py_RETURN_NONE;
     }
 #endif
-    if (!self->connected && self->c_addr && addr != Py_None) {
+    if (!self->connected && self->c_addr && addr != Py_None &&
+        !cached_sockaddr(self, addr, &sa, &salen))
+    {
         if (!fl_py_to_sockaddr(self->family, addr, &sa, &salen)) {
             salen = 0;
         }
@@ -1353,6 +1424,7 @@ udp_traverse(fl_udp *self, visitproc visit, void *arg)
     Py_VISIT(self->context);
     Py_VISIT(self->address);
     Py_VISIT(self->datagram_received);
+    Py_VISIT(self->last_addr);
     Py_VISIT(self->dict);
     for (i = 0; i < self->wlen; i++) {
         fl_dgram *d = &self->wbuf[(self->whead + i) % self->wcap];
@@ -1371,6 +1443,7 @@ udp_clear(fl_udp *self)
     Py_CLEAR(self->context);
     Py_CLEAR(self->address);
     Py_CLEAR(self->datagram_received);
+    Py_CLEAR(self->last_addr);
     Py_CLEAR(self->dict);
     /* sock and loop stay until dealloc: the socket must be closed exactly
      * once, and close_fd needs both. */

@@ -183,6 +183,38 @@ def test_udp_echo(loop, family):
     run(loop, main())
 
 
+@pytest.mark.parametrize("family", ["ipv4", pytest.param("ipv6", marks=needs_ipv6)])
+def test_udp_echo_interleaved_senders(loop, family):
+    # One unconnected server, three clients whose datagrams arrive in runs
+    # and interleaved: each datagram is reported with its own sender, and
+    # sendto(data, addr) with that address reaches that sender only.
+    host = "127.0.0.1" if family == "ipv4" else "::1"
+
+    async def main():
+        srv, spr = await endpoint(loop, echo=True, local_addr=(host, 0))
+        saddr = srv.get_extra_info("sockname")
+        clients = [await endpoint(loop, remote_addr=saddr[:2]) for _ in range(3)]
+        order = [0, 0, 0, 1, 2, 1, 1, 0, 2, 2, 0, 1, 2, 0]
+        for k, i in enumerate(order):
+            clients[i][0].sendto(b"%d:%d" % (i, k))
+        await spr.wait_count(len(order))
+        for i, (tr, pr) in enumerate(clients):
+            mine = [b"%d:%d" % (i, k) for k, j in enumerate(order) if j == i]
+            got = await pr.wait_count(len(mine))
+            assert [d for d, _ in got] == mine
+            assert all(a == saddr for _, a in got)
+        caddrs = [tr.get_extra_info("sockname") for tr, _ in clients]
+        assert [a for _, a in spr.received] == [caddrs[i] for i in order]
+        assert all(len(a) == (2 if family == "ipv4" else 4) for _, a in spr.received)
+        # An equal address that is another object works as well.
+        srv.sendto(b"copy", tuple(list(caddrs[1])))
+        got = await clients[1][1].wait_count(order.count(1) + 1)
+        assert got[-1][0] == b"copy"
+        await close_all(srv, *[tr for tr, _ in clients])
+
+    run(loop, main())
+
+
 def test_udp_unconnected_sendto(loop):
     async def main():
         a, apr = await endpoint(loop, local_addr=("127.0.0.1", 0))

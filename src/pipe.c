@@ -44,6 +44,11 @@
 
 #define READ_SIZE (256 * 1024) /* asyncio's max_size; == stream.c READ_SIZE */
 #define HIGH_WATER (64 * 1024)
+/* Once a read returns at least this much, the next reads go straight into
+ * a new bytes object (of twice the last size, up to READ_SIZE) instead of
+ * the loop's shared buffer plus a copy: a bulk stream skips one memcpy of
+ * every byte; small reads keep the shared buffer. */
+#define DIRECT_MIN (16 * 1024)
 #define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
 
 #define ST(self) ((self)->loop->state)
@@ -60,6 +65,7 @@ typedef struct {
     PyObject *weakreflist;
     PyObject *dict;
 
+    Py_ssize_t last_read; /* read side: bytes the last read() returned */
     fl_wbuf wbuf; /* write side */
     Py_ssize_t high, low;
 
@@ -412,11 +418,40 @@ on_read_eof(fl_pipe *self)
     return rc;
 }
 
-static int
-read_ready(fl_pipe *self)
+/* read() into a new bytes object of `size` bytes, shrunk to what was read.
+ * Returns read()'s result (errno set when < 0; *out set when > 0), or -2
+ * with a Python exception set. */
+static ssize_t
+read_direct(fl_pipe *self, Py_ssize_t size, PyObject **out)
+{
+    PyObject *b = PyBytes_FromStringAndSize(NULL, size);
+    ssize_t n;
+    int err;
+
+    if (b == NULL) {
+        return -2;
+    }
+    do {
+        n = read(self->io.fd, PyBytes_AS_STRING(b), (size_t)size);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        err = errno;
+        Py_DECREF(b);
+        errno = err;
+        return n;
+    }
+    if (n < size && _PyBytes_Resize(&b, (Py_ssize_t)n) < 0) {
+        return -2;
+    }
+    *out = b;
+    return n;
+}
+
+/* read() into the loop's shared buffer; *out is a copy (when > 0). */
+static ssize_t
+read_shared(fl_pipe *self, PyObject **out)
 {
     fl_loop *loop = self->loop;
-    PyObject *data, *r;
     ssize_t n;
 
     /* One buffer per loop (shared with the stream transports; it is only
@@ -425,12 +460,38 @@ read_ready(fl_pipe *self)
         loop->rbuf = aligned_alloc(4096, READ_SIZE);
         if (loop->rbuf == NULL) {
             PyErr_NoMemory();
-            return -1;
+            return -2;
         }
     }
     do {
         n = read(self->io.fd, loop->rbuf, READ_SIZE);
     } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        *out = PyBytes_FromStringAndSize(loop->rbuf, n);
+        if (*out == NULL) {
+            return -2;
+        }
+    }
+    return n;
+}
+
+static int
+read_ready(fl_pipe *self)
+{
+    PyObject *data = NULL, *r;
+    ssize_t n;
+
+    if (self->last_read >= DIRECT_MIN) {
+        Py_ssize_t size = self->last_read * 2;
+        n = read_direct(self, size < READ_SIZE ? size : READ_SIZE, &data);
+    }
+    else {
+        n = read_shared(self, &data);
+    }
+    if (n == -2) {
+        return -1;
+    }
+    self->last_read = n > 0 ? (Py_ssize_t)n : 0;
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             return 0;
@@ -439,10 +500,6 @@ read_ready(fl_pipe *self)
     }
     if (n == 0) {
         return on_read_eof(self);
-    }
-    data = PyBytes_FromStringAndSize(loop->rbuf, n);
-    if (data == NULL) {
-        return -1;
     }
     if (self->data_received == NULL && self->protocol != NULL) {
         /* Missing at set_protocol() time: raise AttributeError now. */

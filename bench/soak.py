@@ -33,9 +33,11 @@ open fds, and, on a debug CPython, sys.gettotalrefcount().  After the
 compares every connection's sent/received checksums, lists the errors, and
 checks that the fd count came back to where it started.
 
-Exit status: 0 if there were no errors, no checksum mismatch and no fd
-leak (and the slopes are under --max-rss-slope / --max-fd-slope /
---max-ref-slope when given), 1 otherwise.
+Exit status: 0 if there were no errors, no checksum mismatch, no fd
+leak, RSS, fds and references flat after the warm-up (no slope both over
+3 standard errors and over 1 % of the level per minute, 1 fd per minute
+for fds) and the slopes under --max-rss-slope / --max-fd-slope /
+--max-ref-slope when given; 1 otherwise.
 """
 import argparse
 import asyncio
@@ -228,6 +230,8 @@ class Client(asyncio.Protocol):
             self.tr.abort()
             return
         self.in_flight = False
+        if self.app.args.inject_leak:  # the checks' own check
+            self.app.hoard.append(bytes(self.app.args.inject_leak))
         self.app.stats.messages += 1
         self.app.stats.bytes += len(self.expect)
         delay = self.app.pick_delay()
@@ -273,6 +277,7 @@ class App:
         self.totals = [0, 0]  # bytes sent, received (closed connections)
         self.crcs = [0, 0]  # XOR of per-connection CRCs
         self.rng = random.Random(args.seed)
+        self.hoard = []  # --inject-leak
 
     def pick_size(self):
         r = self.rng.random()
@@ -435,6 +440,9 @@ def main(argv=None):
     ap.add_argument("--max-rss-slope", type=float, help="KiB/min; fail above")
     ap.add_argument("--max-fd-slope", type=float, help="fds/min; fail above")
     ap.add_argument("--max-ref-slope", type=float, help="refs/min (debug CPython)")
+    ap.add_argument("--inject-leak", type=int, default=0, metavar="BYTES",
+                    help="keep a BYTES-long object per message (shows that "
+                    "the flatness checks fail on a leak)")
     args = ap.parse_args(argv)
 
     limit = raise_fd_limit(2 * args.connections + 2 * args.churn + 512)
@@ -478,6 +486,14 @@ def main(argv=None):
         "checksums_match": app.totals[0] == app.totals[1] and app.crcs[0] == app.crcs[1],
         "no_fd_leak": fds_after == fds_before,
     }
+    # Flat after warm-up: a series counts as growing if its slope is both
+    # significant (over 3 standard errors) and material (over 1 % of its
+    # level per minute; fds: over 1 per minute).
+    for k, v in series.items():
+        if len(v) >= 3:
+            b, se = slopes[k + "_per_min"], stderrs[k + "_per_min"]
+            floor = 1.0 if k == "fds" else 0.01 * levels[k]["mean"]
+            checks["%s_flat" % k] = not (b > 3 * se and b > floor)
     if args.max_rss_slope is not None:
         checks["rss_slope"] = slopes["rss_kb_per_min"] <= args.max_rss_slope
     if args.max_fd_slope is not None:

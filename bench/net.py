@@ -121,6 +121,11 @@ DEFAULT_REPEAT, DEFAULT_DURATION, DEFAULT_WARMUP = 5, 2.0, 0.5
 QUICK_REPEAT, QUICK_DURATION, QUICK_WARMUP = 3, 0.5, 0.2
 
 
+# --loops entry for the plain-C epoll echo server (bench/netlib/echo_epoll.c):
+# the ceiling of the Protocol echo cases, run like a loop.
+C_EPOLL = "c-epoll"
+
+
 class RunError(Exception):
     """A run failed: the server did not start, errors under load, ..."""
 
@@ -234,10 +239,11 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=10.0):
 class Runner:
     """Everything one run needs: tools, temp dir, pinning, timings."""
 
-    def __init__(self, args, tmpdir, loadgen, wrk):
+    def __init__(self, args, tmpdir, loadgen, wrk, echo_epoll=None):
         self.args = args
         self.tmpdir = tmpdir
         self.loadgen = loadgen
+        self.echo_epoll = echo_epoll
         self.wrk = wrk
         self.server_cpus, self.client_cpus = args.server_cpus, args.client_cpus
         self.nrun = 0
@@ -250,15 +256,18 @@ class Runner:
         else:
             listen = "tcp:127.0.0.1:0"
         errpath = os.path.join(self.tmpdir, "server%d.err" % self.nrun)
-        cmd = [sys.executable, os.path.join(NETLIB, "server.py"),
-               "--loop", kind, "--server", case.server, "--listen", listen]
+        if kind == C_EPOLL:
+            cmd = [self.echo_epoll, "--listen", listen]
+        else:
+            cmd = [sys.executable, os.path.join(NETLIB, "server.py"),
+                   "--loop", kind, "--server", case.server, "--listen", listen]
         if self.args.server_prefix:
             out = os.path.join(self.args.attach_dir, "%s-%s-%d" % (case.name, kind, self.nrun))
             cmd = shlex.split(self.args.server_prefix.format(
                 loop=kind, case=case.name, out=out)) + cmd
-        if self.args.no_gc:
+        if self.args.no_gc and kind != C_EPOLL:
             cmd.append("--no-gc")
-        if self.args.server_args:
+        if self.args.server_args and kind != C_EPOLL:
             cmd += shlex.split(self.args.server_args)
         env = None
         if self.args.pythonpath:
@@ -463,6 +472,8 @@ class Runner:
 
 def run_case(runner, case, labels, repeat, log):
     """Returns {label: {"samples": [dict, ...]} or {"error": str}}."""
+    # The plain-C server only echoes: it has no row in the other cases.
+    labels = [lb for lb in labels if lb != C_EPOLL or case.server == "proto"]
     res = {label: {"samples": []} for label in labels}
     for r in range(repeat):
         for label in micro.run_order(labels, r):
@@ -675,10 +686,10 @@ def syscall_report(results, labels, tool):
 # ---------------------------------------------------------------------------
 
 
-def build_loadgen(tmpdir):
+def build_loadgen(tmpdir, name="loadgen"):
     cc = os.environ.get("CC", "cc")
-    exe = os.path.join(tmpdir, "loadgen")
-    src = os.path.join(NETLIB, "loadgen.c")
+    exe = os.path.join(tmpdir, name)
+    src = os.path.join(NETLIB, name + ".c")
     r = subprocess.run([cc, "-O2", "-o", exe, src], capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit("cannot build %s with %s:\n%s" % (src, cc, r.stderr))
@@ -720,7 +731,8 @@ def parse_args(argv=None):
     p.add_argument("--loops", default="fastloop,asyncio,uvloop",
                    help="comma-separated loops; the first is the one compared "
                         "(default: fastloop,asyncio,uvloop; uvloop is skipped "
-                        "if not installed)")
+                        "if not installed); %s adds the plain-C epoll echo "
+                        "server (Protocol echo cases only)" % C_EPOLL)
     p.add_argument("--repeat", type=int,
                    help="timed runs per loop and case (default %d, --quick %d)"
                         % (DEFAULT_REPEAT, QUICK_REPEAT))
@@ -809,8 +821,21 @@ def select_cases(spec):
 def select_loops(spec, aa, default_spec):
     """Returns ([label], {label: description}, [notes]).  The loop is made in
     the server process; here we only check that it can be loaded."""
-    entries, descs, notes = micro.select_loops(spec, aa, default_spec)
-    return [label for label, _ in entries], descs, notes
+    names = [s.strip() for s in spec.split(",")]
+    c_at = names.index(C_EPOLL) if C_EPOLL in names else None
+    rest = [n for n in names if n != C_EPOLL]
+    if not rest:
+        raise SystemExit("%s is a ceiling to compare with: give a loop first" % C_EPOLL)
+    if c_at == 0:
+        raise SystemExit("%s cannot be the first (compared) entry of --loops" % C_EPOLL)
+    entries, descs, notes = micro.select_loops(",".join(rest), aa, default_spec)
+    labels = [label for label, _ in entries]
+    if c_at is not None:
+        # Before the A/A twin, which stays last.
+        labels.insert(len(labels) - 1 if aa else len(labels), C_EPOLL)
+        descs[C_EPOLL] = ("plain C epoll echo server (bench/netlib/echo_epoll.c; "
+                          "Protocol echo cases only)")
+    return labels, descs, notes
 
 
 def tool_version(cmd):
@@ -904,10 +929,11 @@ def main(argv=None, title="fastloop network benchmarks"):
         os.makedirs(args.attach_dir, exist_ok=True)
     try:
         loadgen = args.loadgen or build_loadgen(tmpdir)
+        echo_epoll = build_loadgen(tmpdir, "echo_epoll") if C_EPOLL in labels else None
         args.pythonpath = None
         if not args.no_snapshot and "fastloop" in [lb[:-2] if lb.endswith("-b") else lb for lb in labels]:
             args.pythonpath = snapshot_fastloop(tmpdir)
-        runner = Runner(args, tmpdir, loadgen, wrk)
+        runner = Runner(args, tmpdir, loadgen, wrk, echo_epoll)
 
         ns = argparse.Namespace(**{**vars(args), "scale": 1.0, "gc": not args.no_gc})
         info = micro.machine_info(ns, descs)

@@ -200,6 +200,7 @@ typedef struct fl_loop {
     PyObject *task_factory;
     PyObject *weakreflist;
     char *rbuf; /* shared read buffer of the stream transports */
+    PyObject *rdata; /* bytes kept for reuse by stream.c's read_data */
     int polls_skipped;   /* consecutive non-blocking polls skipped */
     int nevents;         /* events of this iteration's poll in events[] */
     /* Recycled handle objects (handle.c), [0] Handle, [1] TimerHandle. */

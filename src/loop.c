@@ -1232,6 +1232,7 @@ loop_dealloc(PyObject *op)
     PyMem_Free(self->dirty);
     PyMem_Free(self->events);
     free(self->rbuf); /* page-aligned: see NOTES-perf.md */
+    Py_CLEAR(self->rdata);
     tp->tp_free(op);
     Py_DECREF(tp);
 }

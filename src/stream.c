@@ -429,6 +429,51 @@ read_buffered(fl_stream *self)
     return 0;
 }
 
+/* The bytes object passed to data_received(). Most protocols do not keep
+ * it: when the transport holds the only reference once the call has
+ * returned, nothing else can see the object any more, so the loop keeps it
+ * (loop->rdata) and refills it for the next read of the same length. That
+ * saves an allocation and a free per read (a 1 KiB read is above
+ * pymalloc's limit and glibc's tcache: ~22% of a 1 KiB echo's user-space
+ * instructions, NOTES-perf.md) and, above glibc's mmap threshold, an
+ * mmap/munmap pair. A kept object is reused only while its reference
+ * count is still 1, and its cached hash is reset. */
+static PyObject *
+take_data(fl_loop *loop, const char *buf, Py_ssize_t n)
+{
+#ifndef Py_GIL_DISABLED
+    PyObject *d = loop->rdata;
+
+    if (d != NULL && Py_REFCNT(d) == 1 && Py_SIZE(d) == n) {
+        loop->rdata = NULL;
+        memcpy(PyBytes_AS_STRING(d), buf, (size_t)n);
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+        ((PyBytesObject *)d)->ob_shash = -1;
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+        return d;
+    }
+#endif
+    return PyBytes_FromStringAndSize(buf, n);
+}
+
+/* Takes the reference to data back after data_received(). */
+static void
+keep_data(fl_loop *loop, PyObject *data)
+{
+#ifndef Py_GIL_DISABLED
+    if (Py_REFCNT(data) == 1 && PyBytes_CheckExact(data)) {
+        Py_XSETREF(loop->rdata, data);
+        return;
+    }
+#endif
+    Py_DECREF(data);
+}
+
 static int
 read_data(fl_stream *self)
 {
@@ -456,12 +501,12 @@ read_data(fl_stream *self)
     if (n == 0) {
         return on_eof(self);
     }
-    data = PyBytes_FromStringAndSize(loop->rbuf, n);
+    data = take_data(loop, loop->rbuf, n);
     if (data == NULL) {
         return -1;
     }
     r = call_in_ctx(self, self->data_received, &data, 1);
-    Py_DECREF(data);
+    keep_data(loop, data);
     if (r == NULL) {
         return fatal_error(self,
                            "Fatal error: protocol.data_received() call failed.");

@@ -114,6 +114,61 @@ def test_echo_many_round_trips(loop):
     run(loop, main())
 
 
+class KeepSome(asyncio.Protocol):
+    """Echo server that keeps every other chunk it receives (the object
+    itself), hashes and drops the others: a loop that recycles the bytes
+    objects it passes to data_received() must never touch one that is still
+    referenced, nor hand out one with a stale cached hash."""
+
+    def __init__(self):
+        self.kept = []  # (object, a copy made when it arrived)
+        self.bad_hash = 0
+        self.n = 0
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+    def data_received(self, data):
+        assert type(data) is bytes
+        copy = bytes(memoryview(data))
+        assert copy is not data and copy == data
+        if hash(data) != hash(copy) or data not in {copy: 1}:
+            self.bad_hash += 1
+        self.n += 1
+        if self.n % 2:
+            self.kept.append((data, copy))
+        self.transport.write(data)
+
+
+def test_data_received_bytes_stay_intact(loop):
+    size = 1500  # above pymalloc's limit: glibc malloc
+
+    async def main():
+        srv, addr, sprotos = await _server_with(loop, KeepSome)
+        p = Proto(loop)
+        tr, _ = await loop.create_connection(lambda: p, *addr)
+        sent = b""
+        for i in range(60):
+            msg = (b"%04d" % i) * (size // 4)
+            sent += msg
+            tr.write(msg)
+            assert await p.wait_bytes(len(sent)) == sent
+        server = sprotos[0]
+        assert server.bad_hash == 0
+        assert server.kept
+        for obj, copy in server.kept:
+            assert obj == copy
+        tr.close()
+        await p.lost
+        await close_server(srv, sprotos)
+
+    run(loop, main())
+
+
 class BufProto(asyncio.BufferedProtocol):
     def __init__(self, loop, bufsize=4096, echo=False):
         self.loop = loop

@@ -12,6 +12,7 @@ import contextlib
 import fnmatch
 import gc
 import importlib
+import inspect
 import json
 import os
 import signal
@@ -225,10 +226,23 @@ OUTCOMES = {}
 _orig_new_test_loop = None
 
 
+def _close_unstarted_coroutines(frame):
+    """Close the coroutines a stdlib test made before asking for a TestLoop
+    (test_as_completed_concurrent: `a = asyncio.sleep(...)`): skipped there,
+    they would be "never awaited", an error under -X dev -W error."""
+    for value in list(frame.f_locals.values()):
+        items = value if isinstance(value, (list, tuple, set, frozenset)) else (value,)
+        for obj in items:
+            if (inspect.iscoroutine(obj)
+                    and inspect.getcoroutinestate(obj) == inspect.CORO_CREATED):
+                obj.close()
+
+
 def _new_test_loop(self, gen=None):
     """test_utils.TestCase.new_test_loop bound to the loop under test."""
     if gen is not None:
         if TESTLOOP_MODE != "run":
+            _close_unstarted_coroutines(sys._getframe(1))
             raise unittest.SkipTest(TESTLOOP_REASON)
         loops.tracker.testloop += 1
         return _orig_new_test_loop(self, gen)

@@ -1266,8 +1266,9 @@ def test_subprocess_error_paths(kind):
         p.terminate()
         assert await p.wait() == -15
         p = await asyncio.create_subprocess_exec(
-            cat, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-        task = loop.create_task(p.communicate())  # stdin stays open
+            sleep, "60", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE)
+        task = loop.create_task(p.communicate())  # waits for stdout's EOF
         await asyncio.sleep(0.001)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -591,6 +591,15 @@ stream_on_io(fl_io *io, unsigned events)
 /* ------------------------------------------------------------------ */
 /* Python API                                                          */
 
+/* PyBuffer_Release for a view stream_write() may have filled itself. */
+static inline void
+release_view(Py_buffer *view)
+{
+    if (view->obj != NULL) {
+        PyBuffer_Release(view);
+    }
+}
+
 static PyObject *
 stream_write(fl_stream *self, PyObject *data)
 {
@@ -619,15 +628,21 @@ stream_write(fl_stream *self, PyObject *data)
                         "unable to write; sendfile is in progress");
         return NULL;
     }
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+    if (PyBytes_CheckExact(data)) {
+        /* No buffer export needed: a bytes object cannot change. */
+        view.buf = PyBytes_AS_STRING(data);
+        view.len = PyBytes_GET_SIZE(data);
+        view.obj = NULL;
+    }
+    else if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
     if (view.len == 0) {
-        PyBuffer_Release(&view);
+        release_view(&view);
         Py_RETURN_NONE;
     }
     if (self->conn_lost || self->fd_closed) {
-        PyBuffer_Release(&view);
+        release_view(&view);
         if (self->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
             PyObject *r = PyObject_CallMethod(
                 (PyObject *)self->loop, "_fl_log_warning", "s",
@@ -647,7 +662,7 @@ stream_write(fl_stream *self, PyObject *data)
         } while (n < 0 && errno == EINTR);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             int err = errno;
-            PyBuffer_Release(&view);
+            release_view(&view);
             if (fatal_errno(self, err,
                             "Fatal write error on socket transport") < 0)
             {
@@ -659,7 +674,7 @@ stream_write(fl_stream *self, PyObject *data)
             n = 0;
         }
         if (n == view.len) {
-            PyBuffer_Release(&view);
+            release_view(&view);
             Py_RETURN_NONE;
         }
     }
@@ -672,7 +687,7 @@ stream_write(fl_stream *self, PyObject *data)
                                           view.len - n);
         n = 0;
     }
-    PyBuffer_Release(&view);
+    release_view(&view);
     if (bytes == NULL) {
         return NULL;
     }

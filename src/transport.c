@@ -26,16 +26,23 @@ fl_tr_call_in_ctx(PyObject *ctx, PyObject *fn, PyObject *const *args,
         return NULL;
     }
     res = PyObject_Vectorcall(fn, args, nargs, NULL);
+    if (res != NULL) {
+        if (PyContext_Exit(ctx) < 0) {
+            Py_DECREF(res);
+            return NULL;
+        }
+        return res;
+    }
+    /* Keep the callback's exception across the exit. */
     PyErr_Fetch(&et, &ev, &etb);
     if (PyContext_Exit(ctx) < 0) {
         Py_XDECREF(et);
         Py_XDECREF(ev);
         Py_XDECREF(etb);
-        Py_XDECREF(res);
         return NULL;
     }
     PyErr_Restore(et, ev, etb);
-    return res;
+    return NULL;
 }
 
 PyObject *

@@ -285,6 +285,46 @@ def test_read_pipe_large(loop):
     run(loop, main())
 
 
+def test_read_pipe_bulk_then_small_reads(loop):
+    # Bulk bursts (reads of tens of KiB) alternating with small writes the
+    # reader sees one at a time: every chunk is bytes of at most asyncio's
+    # max_size, nothing is lost, repeated or reordered.
+    async def main():
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        sizes = []
+
+        class Sizes(PipeProto):
+            def data_received(self, data):
+                sizes.append(len(data))
+                super().data_received(data)
+
+        tr, proto = await loop.connect_read_pipe(Sizes, open(r, "rb", 0))
+        expected = bytearray()
+        for i in range(6):
+            burst = payload(300 * 1024 + i, seed=i)
+            small = b"<%d>" % i
+            for piece in (burst, small):
+                expected += piece
+                view = memoryview(piece)
+                while view:
+                    try:
+                        n = os.write(w, view)
+                    except BlockingIOError:
+                        n = 0
+                    view = view[n:]
+                    # Let the loop read (a full pipe would block the write).
+                    await asyncio.sleep(0)
+                await proto.wait_for_bytes(len(expected))
+        os.close(w)
+        assert await proto.lost is None
+        assert bytes(proto.data) == bytes(expected)
+        assert max(sizes) <= 256 * 1024 and min(sizes) > 0
+        assert any(n >= 16 * 1024 for n in sizes) and any(n < 8 for n in sizes)
+
+    run(loop, main())
+
+
 # ----------------------------------------------------------------------
 # Writing
 

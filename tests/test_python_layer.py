@@ -47,13 +47,16 @@ def run_briefly(loop):
 
 def test_repr(loop):
     name = type(loop).__name__
-    assert repr(loop) == f"<{name} running=False closed=False debug=False>"
+    debug = loop.get_debug()  # True under -X dev / PYTHONASYNCIODEBUG
+    assert repr(loop) == f"<{name} running=False closed=False debug={debug}>"
     seen = []
     loop.call_soon(lambda: seen.append(repr(loop)))
     run_briefly(loop)
-    assert seen == [f"<{name} running=True closed=False debug=False>"]
+    assert seen == [f"<{name} running=True closed=False debug={debug}>"]
     loop.close()
-    assert repr(loop) == f"<{name} running=False closed=True debug=False>"
+    assert repr(loop) == f"<{name} running=False closed=True debug={debug}>"
+    loop.set_debug(not debug)
+    assert repr(loop).endswith(f" debug={not debug}>")
 
 
 def test_run_until_complete_result_and_exception(loop):
@@ -394,8 +397,12 @@ def test_callback_error_context(loop):
     run_briefly(loop)
     assert len(errors) == 1
     ctx = errors[0]
-    assert set(ctx) == {"message", "exception", "handle"}
+    # debug mode (-X dev) adds where the handle was created
+    extra = {"source_traceback"} if loop.get_debug() else set()
+    assert set(ctx) == {"message", "exception", "handle"} | extra
     assert ctx["handle"] is h
+    if extra:
+        assert ctx["source_traceback"][-1].name == "test_callback_error_context"
     assert isinstance(ctx["exception"], Boom)
     assert ctx["message"].startswith("Exception in callback my_failing_callback()")
     assert "test_python_layer.py:" in ctx["message"]

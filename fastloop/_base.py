@@ -197,6 +197,7 @@ class BaseLoopMixin:
         self._check_closed()
         self._check_running()
         try:
+            self._fl_set_running(True)  # is_running(), _thread_id
             self._set_coroutine_origin_tracking(self.get_debug())
             self._old_agen_hooks = sys.get_asyncgen_hooks()
             sys.set_asyncgen_hooks(
@@ -215,6 +216,7 @@ class BaseLoopMixin:
         try:
             self._restore_wakeup_fd()
         finally:
+            self._fl_set_running(False)
             events._set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             if self._old_agen_hooks is not None:

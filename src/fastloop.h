@@ -193,6 +193,7 @@ typedef struct fl_loop {
     char closed;
     char debug;
     char in_run_once;
+    char run_held; /* running set by _fl_set_running (_run_forever_setup) */
     unsigned long thread_id;
     double slow_callback_duration;
     double clock_resolution;

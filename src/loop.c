@@ -618,13 +618,39 @@ enter_running(fl_loop *self)
     return 0;
 }
 
+/* _fl_set_running(flag): _run_forever_setup/_cleanup (3.13's API for
+ * custom run loops) mark the loop running in this thread, as asyncio's
+ * setting of _thread_id does; _run() then runs inside that state. */
+static PyObject *
+loop_set_running(fl_loop *self, PyObject *flag)
+{
+    int v = PyObject_IsTrue(flag);
+
+    if (v < 0) {
+        return NULL;
+    }
+    if (v) {
+        if (enter_running(self) < 0) {
+            return NULL;
+        }
+        self->run_held = 1;
+    }
+    else if (self->run_held) {
+        self->run_held = 0;
+        self->running = 0;
+        self->thread_id = 0;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 loop_run(fl_loop *self, PyObject *unused)
 {
     double now;
-    int rc = 0;
+    int rc = 0, held = self->run_held && self->running &&
+                       self->thread_id == PyThread_get_thread_ident();
 
-    if (enter_running(self) < 0) {
+    if (!held && enter_running(self) < 0) {
         return NULL;
     }
     Py_INCREF(self);
@@ -640,8 +666,10 @@ loop_run(fl_loop *self, PyObject *unused)
         }
     }
     self->stopping = 0;
-    self->running = 0;
-    self->thread_id = 0;
+    if (!held) {
+        self->running = 0;
+        self->thread_id = 0;
+    }
     Py_DECREF(self);
     if (rc < 0) {
         return NULL;
@@ -1118,6 +1146,7 @@ static PyMethodDef loop_methods[] = {
     {"remove_writer", (PyCFunction)(void (*)(void))fl_loop_remove_writer, FC,
      "remove_writer($self, fd)\n--\n\n"},
     {"_run", (PyCFunction)loop_run, METH_NOARGS, NULL},
+    {"_fl_set_running", (PyCFunction)loop_set_running, METH_O, NULL},
     {"_run_once", (PyCFunction)loop_run_once, METH_NOARGS, NULL},
     {"_close_core", (PyCFunction)loop_close_core, METH_NOARGS, NULL},
     {"_stats", (PyCFunction)loop_stats, METH_NOARGS, NULL},

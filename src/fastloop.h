@@ -194,6 +194,7 @@ typedef struct fl_loop {
     char debug;
     char in_run_once;
     char run_held; /* running set by _fl_set_running (_run_forever_setup) */
+    char in_run;   /* inside _run() */
     unsigned long thread_id;
     double slow_callback_duration;
     double clock_resolution;

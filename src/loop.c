@@ -647,12 +647,13 @@ static PyObject *
 loop_run(fl_loop *self, PyObject *unused)
 {
     double now;
-    int rc = 0, held = self->run_held && self->running &&
+    int rc = 0, held = self->run_held && self->running && !self->in_run &&
                        self->thread_id == PyThread_get_thread_ident();
 
     if (!held && enter_running(self) < 0) {
         return NULL;
     }
+    self->in_run = 1;
     Py_INCREF(self);
     /* The first iteration of a run always polls I/O: "run the loop once"
      * (run_until_complete of a done future, stop() before run_forever)
@@ -666,6 +667,7 @@ loop_run(fl_loop *self, PyObject *unused)
         }
     }
     self->stopping = 0;
+    self->in_run = 0;
     if (!held) {
         self->running = 0;
         self->thread_id = 0;

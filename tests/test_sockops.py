@@ -708,6 +708,9 @@ def test_sock_recv_on_transport_fd_raises(loop):
         tr, _ = await loop.create_connection(lambda: p, *srv.sockets[0].getsockname())
         fd = tr.get_extra_info("socket").fileno()
         dup = socket.socket(fileno=fd)  # same fd number, another object
+        # (the fd is non-blocking already; the object must say so too, or
+        # debug mode, -X dev, raises ValueError first on both loops)
+        dup.setblocking(False)
         try:
             with pytest.raises(RuntimeError):
                 await loop.sock_recv(dup, 10)

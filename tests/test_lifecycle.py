@@ -745,3 +745,31 @@ def test_shutdown_with_handles_in_failed_test_traceback(tmp_path, loop_kind):
     assert "AddressSanitizer" not in out, out[-3000:]
     assert "1 failed" in out, out[-3000:]
     assert proc.returncode == 1, (proc.returncode, out[-3000:])
+
+
+# --------------------------------------------------------------------------
+# 3.13's split run_forever: _run_forever_setup() / _run_forever_cleanup()
+# (used by code that drives iterations itself, e.g. GUI integrations)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="_run_forever_setup is 3.13+")
+def test_run_forever_setup_marks_running(loop):
+    assert loop.is_running() is False
+    loop._run_forever_setup()
+    try:
+        assert loop.is_running() is True
+        assert asyncio.get_running_loop() is loop
+        assert loop._thread_id == threading.get_ident()
+        # Iterations driven by hand run callbacks.
+        seen = []
+        loop.call_soon(seen.append, 1)
+        loop._run_once()
+        assert seen == [1]
+        # A second run while set up is refused, as with asyncio.
+        with pytest.raises(RuntimeError):
+            loop.run_forever()
+    finally:
+        loop._run_forever_cleanup()
+    assert loop.is_running() is False
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()

@@ -106,6 +106,23 @@ check_callable(PyObject *cb, const char *method)
     return 0;
 }
 
+/* Is the keyword name `name` "context"? The C _asyncio module passes a
+ * "context" string of its own (not interned): the last such object is
+ * remembered, so that the usual call costs a pointer comparison. */
+static inline int
+is_context_name(fl_state *st, PyObject *name)
+{
+    if (name == st->str_context || name == st->str_context_alias) {
+        return 1;
+    }
+    if (PyUnicode_Compare(name, st->str_context) != 0) {
+        return 0;
+    }
+    Py_INCREF(name);
+    Py_XSETREF(st->str_context_alias, name);
+    return 1;
+}
+
 /* Binds asyncio's positional-or-keyword parameters (`callback`, `delay`,
  * `when`, `fd`), the extra positional arguments and, where allowed, the
  * `context=` keyword. Keyword names are matched by value: the C _asyncio
@@ -126,9 +143,7 @@ fl_bind(fl_state *st, PyObject *const *args, Py_ssize_t nargs,
     b->nrest = nargs > n ? nargs - n : 0;
     for (i = 0; i < nkw; i++) {
         PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        if (allow_ctx && (name == st->str_context ||
-                          PyUnicode_Compare(name, st->str_context) == 0))
-        {
+        if (allow_ctx && is_context_name(st, name)) {
             b->ctx = args[nargs + i];
             continue;
         }

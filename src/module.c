@@ -150,6 +150,7 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->iscoroutinefunction);
     Py_CLEAR(st->extract_stack);
     Py_CLEAR(st->str_context);
+    Py_CLEAR(st->str_context_alias);
     Py_CLEAR(st->str_loop);
     Py_CLEAR(st->str_name);
     Py_CLEAR(st->str_fileno);

@@ -17,9 +17,7 @@ output.
 
 See bench/README.md ("Datagrams, pipes and subprocesses").
 """
-import argparse
 import asyncio
-import json
 import os
 import random
 import shutil
@@ -330,8 +328,7 @@ CASES = [
 ]
 CASES_BY_NAME = {c.name: c for c in CASES}
 
-QUICK_SCALE = 0.2
-QUICK_REPEAT = 3
+# --quick: micro.py's QUICK_SCALE and QUICK_REPEAT (same command line).
 
 # The CLI (python -m fastloop bench --suite io) wraps this one.
 run_case = micro.run_case
@@ -446,48 +443,13 @@ def summarize(case, n, raw, subject, others):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description="fastloop datagram, pipe and subprocess benchmarks (see bench/README.md)")
-    p.add_argument("--cases", help="comma-separated case names (default: all; see --list)")
-    p.add_argument("--loops", default="fastloop,asyncio,uvloop",
-                   help="comma-separated loops; the first is the one compared "
-                        "(default: fastloop,asyncio,uvloop; uvloop is skipped "
-                        "if not installed)")
-    p.add_argument("--repeat", type=int, help="timed runs per loop and case (default 7, --quick 3)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed runs per loop and case (default 1)")
-    p.add_argument("--scale", type=float, help="multiply every case's N (default 1, --quick 0.2)")
-    p.add_argument("--quick", action="store_true", help="3 repeats of 1/5 of the work")
-    p.add_argument("--aa", action="store_true",
-                   help="A/A run: add a second entry of the first loop to show the noise")
-    p.add_argument("--pin", type=int, metavar="CPU",
-                   help="pin the process (its threads and its children) to one CPU")
-    p.add_argument("--gc", action="store_true",
-                   help="leave the cyclic GC enabled during timed runs")
-    p.add_argument("--timeout", type=float, default=120.0,
-                   help="abort (with stack dumps) if one run takes longer (s)")
-    p.add_argument("--json", metavar="FILE", help="also write all samples and metadata as JSON")
-    p.add_argument("--list", action="store_true", help="list the cases and exit")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    args = p.parse_args(argv)
-    if args.repeat is None:
-        args.repeat = QUICK_REPEAT if args.quick else 7
-    if args.scale is None:
-        args.scale = QUICK_SCALE if args.quick else 1.0
-    if args.repeat < 1:
-        p.error("--repeat must be >= 1")
-    return args
+    return micro.parse_args(argv, micro.build_parser(
+        "fastloop datagram, pipe and subprocess benchmarks (see bench/README.md)",
+        pin_help="pin the process (its threads and its children) to one CPU"))
 
 
 def select_cases(spec):
-    if not spec:
-        return list(CASES)
-    out = []
-    for name in spec.split(","):
-        name = name.strip()
-        if name not in CASES_BY_NAME:
-            raise SystemExit("unknown case %r; known: %s" % (name, ", ".join(CASES_BY_NAME)))
-        out.append(CASES_BY_NAME[name])
-    return out
+    return micro.select_cases(spec, CASES_BY_NAME)
 
 
 def main(argv=None, title="fastloop I/O benchmarks"):
@@ -557,17 +519,7 @@ def main(argv=None, title="fastloop I/O benchmarks"):
 
     if args.json:
         info["wall_s"] = wall
-        if os.path.dirname(args.json):
-            os.makedirs(os.path.dirname(args.json), exist_ok=True)
-        gm, gm_cpu = {}, {}
-        for o in others:
-            key = "%s/%s" % (subject, o)
-            gm[key] = micro.geomean([r["ratios"].get(key) for r in results.values()])
-            gm_cpu[key] = micro.geomean([r["cpu_ratios"].get(key) for r in results.values()])
-        with open(args.json, "w") as f:
-            json.dump({"meta": info, "results": results, "geomean": gm,
-                       "geomean_cpu": gm_cpu}, f, indent=1)
-        print("wrote %s" % args.json)
+        micro.write_json(args.json, info, results, subject, others, cpu_key="geomean_cpu")
     return 1 if errors else 0
 
 

@@ -614,9 +614,10 @@ def machine_info(args, descs):
 # ---------------------------------------------------------------------------
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description="fastloop scheduling micro-benchmarks (see bench/README.md)")
+def build_parser(description="fastloop scheduling micro-benchmarks (see bench/README.md)",
+                 pin_help="pin the process (and the threads it starts) to one CPU"):
+    """The command line of micro.py, shared by io.py (same method, other cases)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--cases", help="comma-separated case names (default: all; see --list)")
     p.add_argument("--loops", default="fastloop,asyncio,uvloop",
                    help="comma-separated loops; the first is the one compared "
@@ -628,8 +629,7 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="3 repeats of 1/5 of the work")
     p.add_argument("--aa", action="store_true",
                    help="A/A run: add a second entry of the first loop to show the noise")
-    p.add_argument("--pin", type=int, metavar="CPU",
-                   help="pin the process (and the threads it starts) to one CPU")
+    p.add_argument("--pin", type=int, metavar="CPU", help=pin_help)
     p.add_argument("--gc", action="store_true",
                    help="leave the cyclic GC enabled during timed runs")
     p.add_argument("--timeout", type=float, default=120.0,
@@ -637,6 +637,11 @@ def parse_args(argv=None):
     p.add_argument("--json", metavar="FILE", help="also write all samples and metadata as JSON")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    return p
+
+
+def parse_args(argv=None, parser=None):
+    p = parser if parser is not None else build_parser()
     args = p.parse_args(argv)
     if args.repeat is None:
         args.repeat = QUICK_REPEAT if args.quick else 7
@@ -647,15 +652,18 @@ def parse_args(argv=None):
     return args
 
 
-def select_cases(spec):
+def select_cases(spec, by_name=None):
+    """The cases named by --cases (all when spec is empty), from by_name
+    (default: this file's cases)."""
+    by_name = CASES_BY_NAME if by_name is None else by_name
     if not spec:
-        return list(CASES)
+        return list(by_name.values())
     out = []
     for name in spec.split(","):
         name = name.strip()
-        if name not in CASES_BY_NAME:
-            raise SystemExit("unknown case %r; known: %s" % (name, ", ".join(CASES_BY_NAME)))
-        out.append(CASES_BY_NAME[name])
+        if name not in by_name:
+            raise SystemExit("unknown case %r; known: %s" % (name, ", ".join(by_name)))
+        out.append(by_name[name])
     return out
 
 
@@ -684,6 +692,25 @@ def select_loops(spec, aa, default_spec):
         entries.append((twin, factory))
         descs[twin] = descs[label] + " (A/A twin)"
     return entries, descs, notes
+
+
+def write_json(path, info, results, subject, others, cpu_key=None):
+    """--json: the metadata, every case's results and the geometric mean of
+    each subject/other ratio; with cpu_key, also those of the cases'
+    "cpu_ratios" under that key (net.py's and io.py's CPU tables)."""
+    if os.path.dirname(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = {"meta": info, "results": results, "geomean": {}}
+    if cpu_key:
+        data[cpu_key] = {}
+    for o in others:
+        key = "%s/%s" % (subject, o)
+        data["geomean"][key] = geomean([r["ratios"].get(key) for r in results.values()])
+        if cpu_key:
+            data[cpu_key][key] = geomean([r["cpu_ratios"].get(key) for r in results.values()])
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
+    print("wrote %s" % path)
 
 
 def main(argv=None, title="fastloop micro-benchmarks"):
@@ -749,15 +776,7 @@ def main(argv=None, title="fastloop micro-benchmarks"):
 
     if args.json:
         info["wall_s"] = wall
-        if os.path.dirname(args.json):
-            os.makedirs(os.path.dirname(args.json), exist_ok=True)
-        with open(args.json, "w") as f:
-            gm = {}
-            for o in others:
-                key = "%s/%s" % (subject, o)
-                gm[key] = geomean([r["ratios"].get(key) for r in results.values()])
-            json.dump({"meta": info, "results": results, "geomean": gm}, f, indent=1)
-        print("wrote %s" % args.json)
+        write_json(args.json, info, results, subject, others)
     return 1 if errors else 0
 
 

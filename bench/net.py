@@ -24,7 +24,6 @@ generator share one CPU (--pin), which gave the steadiest ratios on the
 See bench/README.md ("Network benchmarks") for the method.
 """
 import argparse
-import json
 import os
 import re
 import select
@@ -1023,17 +1022,8 @@ def main(argv=None, title="fastloop network benchmarks"):
     print("total %.1f s" % wall)
 
     if args.json:
-        if os.path.dirname(args.json):
-            os.makedirs(os.path.dirname(args.json), exist_ok=True)
-        gm, gm_cpu = {}, {}
-        for o in others:
-            key = "%s/%s" % (subject, o)
-            gm[key] = micro.geomean([r["ratios"].get(key) for r in results.values()])
-            gm_cpu[key] = micro.geomean([r["cpu_ratios"].get(key) for r in results.values()])
-        with open(args.json, "w") as f:
-            json.dump({"meta": info, "results": results, "geomean": gm,
-                       "geomean_server_cpu": gm_cpu}, f, indent=1)
-        print("wrote %s" % args.json)
+        micro.write_json(args.json, info, results, subject, others,
+                         cpu_key="geomean_server_cpu")
     return 1 if errors else 0
 
 

@@ -48,7 +48,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import struct
 import sys
 import tempfile

@@ -1378,7 +1378,9 @@ static PyGetSetDef write_getset[] = {
     {NULL},
 };
 
-#define NOARGS(name, fn) {name, (PyCFunction)fn, METH_NOARGS, NULL}
+/* The doc gives the text signature (inspect, mypy stubtest). */
+#define NOARGS(name, fn) \
+    {name, (PyCFunction)fn, METH_NOARGS, name "($self, /)\n--\n\n"}
 
 static PyMethodDef read_methods[] = {
     NOARGS("close", pipe_read_close),
@@ -1386,16 +1388,16 @@ static PyMethodDef read_methods[] = {
     NOARGS("is_reading", pipe_is_reading),
     NOARGS("pause_reading", pipe_pause_reading),
     NOARGS("resume_reading", pipe_resume_reading),
-    {"set_protocol", (PyCFunction)pipe_set_protocol, METH_O, NULL},
+    {"set_protocol", (PyCFunction)pipe_set_protocol, METH_O, "set_protocol($self, protocol, /)\n--\n\n"},
     NOARGS("get_protocol", pipe_get_protocol),
     {"_call_connection_lost", (PyCFunction)pipe_call_connection_lost, METH_O,
-     NULL},
+     "_call_connection_lost($self, exc, /)\n--\n\n"},
     NOARGS("_fl_start", pipe_start),
     {NULL, NULL, 0, NULL},
 };
 
 static PyMethodDef write_methods[] = {
-    {"write", (PyCFunction)pipe_write, METH_O, NULL},
+    {"write", (PyCFunction)pipe_write, METH_O, "write($self, data, /)\n--\n\n"},
     NOARGS("write_eof", pipe_write_eof),
     NOARGS("can_write_eof", pipe_can_write_eof),
     NOARGS("close", pipe_write_close),
@@ -1403,13 +1405,13 @@ static PyMethodDef write_methods[] = {
     NOARGS("is_closing", pipe_is_closing),
     {"set_write_buffer_limits",
      (PyCFunction)(void (*)(void))pipe_set_write_buffer_limits,
-     METH_VARARGS | METH_KEYWORDS, NULL},
+     METH_VARARGS | METH_KEYWORDS, "set_write_buffer_limits($self, high=None, low=None)\n--\n\n"},
     NOARGS("get_write_buffer_limits", pipe_get_write_buffer_limits),
     NOARGS("get_write_buffer_size", pipe_get_write_buffer_size),
-    {"set_protocol", (PyCFunction)pipe_set_protocol, METH_O, NULL},
+    {"set_protocol", (PyCFunction)pipe_set_protocol, METH_O, "set_protocol($self, protocol, /)\n--\n\n"},
     NOARGS("get_protocol", pipe_get_protocol),
     {"_call_connection_lost", (PyCFunction)pipe_call_connection_lost, METH_O,
-     NULL},
+     "_call_connection_lost($self, exc, /)\n--\n\n"},
     NOARGS("_fl_start", pipe_start),
     {NULL, NULL, 0, NULL},
 };

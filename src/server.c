@@ -421,12 +421,16 @@ static PyGetSetDef listener_getset[] = {
     {NULL},
 };
 
+/* The doc gives the text signature (inspect, mypy stubtest). */
+#define NOARGS(name, fn) \
+    {name, (PyCFunction)fn, METH_NOARGS, name "($self, /)\n--\n\n"}
+
 static PyMethodDef listener_methods[] = {
-    {"start", (PyCFunction)listener_start, METH_NOARGS, NULL},
-    {"stop", (PyCFunction)listener_stop, METH_NOARGS, NULL},
-    {"close", (PyCFunction)listener_close, METH_NOARGS, NULL},
-    {"is_serving", (PyCFunction)listener_is_serving, METH_NOARGS, NULL},
-    {"_fl_resume", (PyCFunction)listener_resume, METH_NOARGS, NULL},
+    NOARGS("start", listener_start),
+    NOARGS("stop", listener_stop),
+    NOARGS("close", listener_close),
+    NOARGS("is_serving", listener_is_serving),
+    NOARGS("_fl_resume", listener_resume),
     {NULL, NULL, 0, NULL},
 };
 

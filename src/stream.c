@@ -1594,11 +1594,13 @@ static PyGetSetDef stream_getset[] = {
     {NULL},
 };
 
-#define NOARGS(name, fn) {name, (PyCFunction)fn, METH_NOARGS, NULL}
+/* The doc gives the text signature (inspect, mypy stubtest). */
+#define NOARGS(name, fn) \
+    {name, (PyCFunction)fn, METH_NOARGS, name "($self, /)\n--\n\n"}
 
 static PyMethodDef stream_methods[] = {
-    {"write", (PyCFunction)stream_write, METH_O, NULL},
-    {"writelines", (PyCFunction)stream_writelines, METH_O, NULL},
+    {"write", (PyCFunction)stream_write, METH_O, "write($self, data, /)\n--\n\n"},
+    {"writelines", (PyCFunction)stream_writelines, METH_O, "writelines($self, list_of_data, /)\n--\n\n"},
     NOARGS("write_eof", stream_write_eof),
     NOARGS("can_write_eof", stream_can_write_eof),
     NOARGS("close", stream_close),
@@ -1609,19 +1611,19 @@ static PyMethodDef stream_methods[] = {
     NOARGS("resume_reading", stream_resume_reading),
     {"set_write_buffer_limits",
      (PyCFunction)(void (*)(void))stream_set_write_buffer_limits,
-     METH_VARARGS | METH_KEYWORDS, NULL},
+     METH_VARARGS | METH_KEYWORDS, "set_write_buffer_limits($self, high=None, low=None)\n--\n\n"},
     NOARGS("get_write_buffer_limits", stream_get_write_buffer_limits),
     NOARGS("get_write_buffer_size", stream_get_write_buffer_size),
-    {"set_protocol", (PyCFunction)stream_set_protocol, METH_O, NULL},
+    {"set_protocol", (PyCFunction)stream_set_protocol, METH_O, "set_protocol($self, protocol, /)\n--\n\n"},
     NOARGS("get_protocol", stream_get_protocol),
     {"get_extra_info", (PyCFunction)(void (*)(void))stream_get_extra_info,
-     METH_VARARGS | METH_KEYWORDS, NULL},
+     METH_VARARGS | METH_KEYWORDS, "get_extra_info($self, name, default=None)\n--\n\n"},
     {"_call_connection_lost", (PyCFunction)stream_call_connection_lost,
-     METH_O, NULL},
+     METH_O, "_call_connection_lost($self, exc, /)\n--\n\n"},
     NOARGS("_fl_start_reading", stream_start_reading),
     NOARGS("_make_empty_waiter", stream_make_empty_waiter),
     NOARGS("_reset_empty_waiter", stream_reset_empty_waiter),
-    {"_force_close", (PyCFunction)stream_force_close_meth, METH_O, NULL},
+    {"_force_close", (PyCFunction)stream_force_close_meth, METH_O, "_force_close($self, exc, /)\n--\n\n"},
     NOARGS("_fl_release_fd", stream_release_fd),
     NOARGS("_fl_claim_fd", stream_claim_fd),
     {NULL, NULL, 0, NULL},

@@ -1581,11 +1581,13 @@ static PyGetSetDef udp_getset[] = {
     {NULL},
 };
 
-#define NOARGS(name, fn) {name, (PyCFunction)fn, METH_NOARGS, NULL}
+/* The doc gives the text signature (inspect, mypy stubtest). */
+#define NOARGS(name, fn) \
+    {name, (PyCFunction)fn, METH_NOARGS, name "($self, /)\n--\n\n"}
 
 static PyMethodDef udp_methods[] = {
     {"sendto", (PyCFunction)(void (*)(void))udp_sendto,
-     METH_FASTCALL | METH_KEYWORDS, NULL},
+     METH_FASTCALL | METH_KEYWORDS, "sendto($self, data, addr=None)\n--\n\n"},
     NOARGS("close", udp_close),
     NOARGS("abort", udp_abort),
     NOARGS("is_closing", udp_is_closing),
@@ -1594,16 +1596,16 @@ static PyMethodDef udp_methods[] = {
     NOARGS("resume_reading", udp_resume_reading),
     {"set_write_buffer_limits",
      (PyCFunction)(void (*)(void))udp_set_write_buffer_limits,
-     METH_VARARGS | METH_KEYWORDS, NULL},
+     METH_VARARGS | METH_KEYWORDS, "set_write_buffer_limits($self, high=None, low=None)\n--\n\n"},
     NOARGS("get_write_buffer_limits", udp_get_write_buffer_limits),
     NOARGS("get_write_buffer_size", udp_get_write_buffer_size),
-    {"set_protocol", (PyCFunction)udp_set_protocol, METH_O, NULL},
+    {"set_protocol", (PyCFunction)udp_set_protocol, METH_O, "set_protocol($self, protocol, /)\n--\n\n"},
     NOARGS("get_protocol", udp_get_protocol),
     {"_call_connection_lost", (PyCFunction)udp_call_connection_lost, METH_O,
-     NULL},
-    {"_force_close", (PyCFunction)udp_force_close, METH_O, NULL},
+     "_call_connection_lost($self, exc, /)\n--\n\n"},
+    {"_force_close", (PyCFunction)udp_force_close, METH_O, "_force_close($self, exc, /)\n--\n\n"},
     {"_fatal_error", (PyCFunction)(void (*)(void))udp_fatal_error,
-     METH_VARARGS | METH_KEYWORDS, NULL},
+     METH_VARARGS | METH_KEYWORDS, "_fatal_error($self, exc, message='Fatal error on transport')\n--\n\n"},
     NOARGS("_fl_start_reading", udp_start_reading),
     NOARGS("_read_ready", udp_read_ready),
     NOARGS("_sendto_ready", udp_sendto_ready),

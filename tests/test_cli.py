@@ -4,6 +4,7 @@ The benchmark runs here are tiny (a fraction of a second of work per case):
 they check that the suites run end to end through the CLI and that the JSON
 they leave has what the tables and the plot are drawn from, not speed.
 """
+import importlib.util
 import json
 import os
 import subprocess
@@ -31,11 +32,7 @@ def _fastloop_cli(*args, timeout=60):
 
 
 def _importable(name):
-    try:
-        __import__(name)
-        return True
-    except ImportError:
-        return False
+    return importlib.util.find_spec(name) is not None
 
 
 def test_parse_suites():

@@ -489,16 +489,7 @@ def main(argv=None, title="fastloop I/O benchmarks"):
         results[case.name] = summarize(case, n, raw, subject, others)
     wall = perf_counter() - t_start
 
-    print()
-    print("%s: CPython %s, %s, %s" % (title, info["python"], info["platform"], info["cpu"]))
-    for label in labels:
-        print("  %-10s %s" % (label, descs[label]))
-    print("  %d timed runs per loop and case, loops alternated; cell = median rate "
-          "±(median absolute deviation / median)" % args.repeat)
-    print("  GC %s%s; %s/x > 1.00x: %s is faster than x" % (
-        info["gc"], ", pinned to CPU %d" % args.pin if args.pin is not None else "",
-        micro.short(subject), subject))
-    print()
+    micro.print_header(title, info, labels, descs, args, subject, "rate")
     print(render_table(results, labels, subject, others))
     print()
     print("CPU time of this process per operation (children not counted; "

@@ -694,6 +694,20 @@ def select_loops(spec, aa, default_spec):
     return entries, descs, notes
 
 
+def print_header(title, info, labels, descs, args, subject, unit):
+    """The lines above the table: machine, loops, method (io.py too)."""
+    print()
+    print("%s: CPython %s, %s, %s" % (title, info["python"], info["platform"], info["cpu"]))
+    for label in labels:
+        print("  %-10s %s" % (label, descs[label]))
+    print("  %d timed runs per loop and case, loops alternated; cell = median %s "
+          "±(median absolute deviation / median)" % (args.repeat, unit))
+    print("  GC %s%s; %s/x > 1.00x: %s is faster than x" % (
+        info["gc"], ", pinned to CPU %d" % args.pin if args.pin is not None else "",
+        short(subject), subject))
+    print()
+
+
 def write_json(path, info, results, subject, others, cpu_key=None):
     """--json: the metadata, every case's results and the geometric mean of
     each subject/other ratio; with cpu_key, also those of the cases'
@@ -751,16 +765,7 @@ def main(argv=None, title="fastloop micro-benchmarks"):
         results[case.name] = summarize(case, n, raw, subject, others)
     wall = perf_counter() - t_start
 
-    print()
-    print("%s: CPython %s, %s, %s" % (title, info["python"], info["platform"], info["cpu"]))
-    for label in labels:
-        print("  %-10s %s" % (label, descs[label]))
-    print("  %d timed runs per loop and case, loops alternated; cell = median ops/s "
-          "±(median absolute deviation / median)" % args.repeat)
-    print("  GC %s%s; %s/x > 1.00x: %s is faster than x" % (
-        info["gc"], ", pinned to CPU %d" % args.pin if args.pin is not None else "",
-        short(subject), subject))
-    print()
+    print_header(title, info, labels, descs, args, subject, "ops/s")
     print(render_table(results, labels, subject, others))
     errors = render_errors(results)
     if errors:

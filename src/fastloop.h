@@ -10,7 +10,6 @@
 #include "compat.h"
 #include "stats.h"
 
-#define FL_FREELIST_SIZE 256
 
 #define FL_READ 1u
 #define FL_WRITE 2u
@@ -207,8 +206,8 @@ typedef struct fl_loop {
     int polls_skipped;   /* consecutive non-blocking polls skipped */
     int nevents;         /* events of this iteration's poll in events[] */
     /* Recycled handle objects (handle.c), [0] Handle, [1] TimerHandle. */
-    PyObject *freelist[2][FL_FREELIST_SIZE];
-    int nfree[2];
+    PyObject *freelist[2]; /* parked handles, timer handles (handle.c) */
+    Py_ssize_t nfree[2];
     double last_poll;    /* loop time of the last poll */
 
     /* Counters for _stats(). */
@@ -262,6 +261,7 @@ fl_handle_cancelled(PyObject *h)
 }
 void fl_timer_remove(fl_loop *loop, PyObject *th);
 void fl_handle_freelist_clear(fl_loop *loop);
+int fl_handle_freelist_trim(fl_loop *loop);
 
 /* io.c */
 int fl_io_init(fl_loop *loop);

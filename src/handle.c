@@ -37,6 +37,17 @@ slot_offset(PyObject *cls, const char *name, Py_ssize_t *out)
     return 0;
 }
 
+/* The slot offsets in a fixed order: a Handle has the first 7, a
+ * TimerHandle all 9. Filled once at import (read_offsets). */
+static Py_ssize_t slot_offs[9];
+
+static const Py_ssize_t *
+slot_offsets(int timer, int *n)
+{
+    *n = timer ? 9 : 7;
+    return slot_offs;
+}
+
 static int
 read_offsets(PyObject *h, PyObject *th)
 {
@@ -53,6 +64,15 @@ read_offsets(PyObject *h, PyObject *th)
         return -1;
     }
     fl_off.timer_extra = ((PyTypeObject *)th)->tp_basicsize;
+    slot_offs[0] = fl_off.callback;
+    slot_offs[1] = fl_off.args;
+    slot_offs[2] = fl_off.cancelled;
+    slot_offs[3] = fl_off.loop;
+    slot_offs[4] = fl_off.source_traceback;
+    slot_offs[5] = fl_off.repr;
+    slot_offs[6] = fl_off.context;
+    slot_offs[7] = fl_off.when;
+    slot_offs[8] = fl_off.scheduled;
     return 0;
 }
 
@@ -124,17 +144,36 @@ init_common(PyObject *h, fl_state *st, fl_loop *loop, PyObject *cb,
 /* Allocation with a per-loop free list. A handle is allocated and freed
  * for every callback (the C Task drops the handle call_soon returns at
  * once), so recycling the memory saves a malloc/free pair and the generic
- * subtype dealloc per callback. */
+ * subtype dealloc per callback.
+ *
+ * The list grows with bursts: it can hold as many handles as were alive
+ * at once (a burst of N call_soon() keeps N handles alive until they run),
+ * so the next burst reuses that memory instead of going through the
+ * allocator twice per handle. What exceeds FL_FREE_KEEP is given back
+ * when the loop goes idle: before a poll that would sleep, up to
+ * FL_FREE_STEP handles are freed and, while more remain, the poll does not
+ * sleep (so giving back 200,000 handles delays no event by more than one
+ * step, ~0.3 ms). */
+
+#define FL_FREE_KEEP 256
+#define FL_FREE_STEP 4096
+
+/* A parked handle's cleared _callback slot links it to the next one:
+ * parking costs no array to grow (a fresh multi-megabyte array would
+ * page-fault on this VM's costly faults). */
+#define FREE_NEXT(h) (*(PyObject **)((char *)(h) + fl_off.callback))
 
 static PyObject *
 alloc_handle(fl_loop *loop, PyTypeObject *tp, int kind)
 {
-    PyObject *h;
+    PyObject *h = loop->freelist[kind];
 
-    if (loop->nfree[kind] == 0) {
+    if (h == NULL) {
         return tp->tp_alloc(tp, 0);
     }
-    h = loop->freelist[kind][--loop->nfree[kind]];
+    loop->freelist[kind] = FREE_NEXT(h);
+    loop->nfree[kind]--;
+    FREE_NEXT(h) = NULL;
     /* Its slots were cleared when it was freed; PyObject_Init sets the
      * type (taking a reference to it) and a reference count of one. */
     (void)PyObject_Init(h, tp);
@@ -142,16 +181,49 @@ alloc_handle(fl_loop *loop, PyTypeObject *tp, int kind)
     return h;
 }
 
-void
-fl_handle_freelist_clear(fl_loop *loop)
+static void
+park_handle(fl_loop *loop, PyObject *h, int kind)
 {
+    FREE_NEXT(h) = loop->freelist[kind];
+    loop->freelist[kind] = h;
+    loop->nfree[kind]++;
+}
+
+/* Frees parked handles down to `keep` per kind, at most `budget` in all;
+ * returns how many handles above `keep` remain parked. */
+static Py_ssize_t
+freelist_release(fl_loop *loop, Py_ssize_t keep, Py_ssize_t budget)
+{
+    Py_ssize_t left = 0;
     int k;
 
     for (k = 0; k < 2; k++) {
-        while (loop->nfree[k] > 0) {
-            PyObject_GC_Del(loop->freelist[k][--loop->nfree[k]]);
+        while (loop->nfree[k] > keep && budget-- > 0) {
+            PyObject *h = loop->freelist[k];
+            loop->freelist[k] = FREE_NEXT(h);
+            loop->nfree[k]--;
+            PyObject_GC_Del(h);
+        }
+        if (loop->nfree[k] > keep) {
+            left += loop->nfree[k] - keep;
         }
     }
+    return left;
+}
+
+int
+fl_handle_freelist_trim(fl_loop *loop)
+{
+    if (loop->nfree[0] <= FL_FREE_KEEP && loop->nfree[1] <= FL_FREE_KEEP) {
+        return 0;
+    }
+    return freelist_release(loop, FL_FREE_KEEP, FL_FREE_STEP) > 0;
+}
+
+void
+fl_handle_freelist_clear(fl_loop *loop)
+{
+    (void)freelist_release(loop, 0, PY_SSIZE_T_MAX);
 }
 
 static int clear_common(PyObject *self, int timer);
@@ -174,14 +246,12 @@ dealloc_common(PyObject *self, int kind)
     /* tp is exactly our handle type (not subclassable). The module state
      * is not consulted: at interpreter shutdown a handle can outlive it. */
     if (loopobj != NULL && fl_is_loop(loopobj) &&
-        !((fl_loop *)loopobj)->closed &&
-        ((fl_loop *)loopobj)->nfree[kind] < FL_FREELIST_SIZE)
+        !((fl_loop *)loopobj)->closed)
     {
-        fl_loop *loop = (fl_loop *)loopobj;
         if (tp->tp_weaklistoffset) {
             *wr = NULL;
         }
-        loop->freelist[kind][loop->nfree[kind]++] = self;
+        park_handle((fl_loop *)loopobj, self, kind);
     }
     else {
         tp->tp_free(self);
@@ -296,16 +366,22 @@ call_in_context(PyObject *cb, PyObject *args, PyObject *ctx)
     }
     res = PyObject_Vectorcall(cb, &PyTuple_GET_ITEM(args, 0),
                               PyTuple_GET_SIZE(args), NULL);
+    if (res != NULL) {
+        if (PyContext_Exit(ctx) < 0) {
+            Py_DECREF(res);
+            return NULL;
+        }
+        return res;
+    }
     PyErr_Fetch(&et, &ev, &etb);
     if (PyContext_Exit(ctx) < 0) {
         Py_XDECREF(et);
         Py_XDECREF(ev);
         Py_XDECREF(etb);
-        Py_XDECREF(res);
         return NULL;
     }
     PyErr_Restore(et, ev, etb);
-    return res;
+    return NULL;
 }
 
 static void
@@ -487,24 +563,6 @@ handle_run(PyObject *self, PyObject *unused)
 /* GC support. asyncio's handles are Python classes whose slots are
  * traversed by type_new's subtype_traverse; a C subclass must visit them
  * itself (calling the base's traverse would recurse into ours). */
-static const Py_ssize_t *
-slot_offsets(int timer, int *n)
-{
-    static Py_ssize_t offs[9];
-
-    offs[0] = fl_off.callback;
-    offs[1] = fl_off.args;
-    offs[2] = fl_off.cancelled;
-    offs[3] = fl_off.loop;
-    offs[4] = fl_off.source_traceback;
-    offs[5] = fl_off.repr;
-    offs[6] = fl_off.context;
-    offs[7] = fl_off.when;
-    offs[8] = fl_off.scheduled;
-    *n = timer ? 9 : 7;
-    return offs;
-}
-
 static int
 traverse_common(PyObject *self, visitproc visit, void *arg, int timer)
 {

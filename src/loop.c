@@ -201,10 +201,19 @@ make_soon(fl_loop *self, PyObject *const *args, Py_ssize_t nargs,
     fl_bound b;
     PyObject *h, *cb;
 
-    if (fl_bind(self->state, args, nargs, kwnames, names_cb, 1, 1, &b,
-                method) < 0 ||
-        fl_loop_check_closed(self) < 0)
+    if (kwnames == NULL && nargs >= 1) {
+        /* The usual call_soon(callback, *args): nothing to match. */
+        b.p[0] = args[0];
+        b.rest = args + 1;
+        b.nrest = nargs - 1;
+        b.ctx = NULL;
+    }
+    else if (fl_bind(self->state, args, nargs, kwnames, names_cb, 1, 1, &b,
+                     method) < 0)
     {
+        return NULL;
+    }
+    if (fl_loop_check_closed(self) < 0) {
         return NULL;
     }
     cb = b.p[0];
@@ -400,6 +409,9 @@ poll_io(fl_loop *self, int64_t timeout, double now, double *after)
 
     *after = now;
     self->nevents = 0;
+    if (timeout != 0 && fl_handle_freelist_trim(self)) {
+        timeout = 0; /* idle: give back a burst's handles before sleeping */
+    }
     if (timeout == 0 && self->nwatched == 0) {
         /* Nothing to poll but the wake-up fd, whose only job is to end a
          * blocking wait: skip the syscall. */

@@ -10,8 +10,10 @@ import asyncio
 import logging
 import socket
 import time
+import weakref
 
 import pytest
+
 
 import fastloop
 
@@ -55,7 +57,8 @@ KEYS = {
     "timers_scheduled", "timers_fired", "timers_cancelled", "poll_seconds",
     "callback_seconds", "lag", "lag_max", "lag_mean", "block",
     "block_current", "block_max", "slow_iterations", "slowest", "ready",
-    "timers", "readers", "writers", "fds_watched", "transports",
+    "timers", "free_handles", "readers", "writers", "fds_watched",
+    "transports",
     "slow_threshold", "time_callbacks", "probing", "poller",
 }
 
@@ -84,6 +87,40 @@ def test_call_soon_counts(loop):
     assert after["callbacks_run"] - before["callbacks_run"] == n + 1
     assert after["ready"] == 0
     assert after["iterations"] > before["iterations"]
+
+
+def test_free_handles_burst_reuse_and_idle_trim(loop):
+    n = 20_000
+    run_callbacks(loop)
+    base = loop.stats()["free_handles"]
+    assert base <= 512
+    hs = [loop.call_soon(quick_callback) for _ in range(n)]
+    ths = [loop.call_later(3600, quick_callback) for _ in range(n)]
+    refs = [weakref.ref(hs[0]), weakref.ref(ths[0])]
+    for th in ths:
+        th.cancel()
+    del ths
+    run_callbacks(loop)
+    del hs
+    assert [r() for r in refs] == [None, None]
+    # every handle of the burst is parked for the next burst
+    parked = loop.stats()["free_handles"]
+    assert parked >= 2 * n
+    hs = [loop.call_soon(quick_callback) for _ in range(n)]
+    assert loop.stats()["free_handles"] == parked - n
+    # a reused handle is a normal one: fresh state, weak-referenceable
+    h = hs[-1]
+    assert not h.cancelled() and h._callback is quick_callback
+    assert weakref.ref(h)() is h
+    del hs, h
+    run_callbacks(loop)
+    assert loop.stats()["free_handles"] >= parked - 1
+    # idle (a sleeping poll): all but 256 per kind are given back
+    # (plus the few handles run_until_complete freed after its last poll)
+    run(loop, asyncio.sleep(0.05))
+    assert loop.stats()["free_handles"] <= 512 + 16
+    loop.close()
+    assert loop.stats()["free_handles"] == 0
 
 
 def test_cancelled_handles_are_not_counted(loop):

@@ -484,7 +484,7 @@ def main(argv=None, title="fastloop I/O benchmarks"):
         log("%-21s " % case.name)
         t0 = perf_counter()
         raw = run_case(case, entries, n, args.repeat, args.warmup, args.gc,
-                       args.timeout, log)
+                       args.timeout, log, fresh=args.fresh_loop)
         log(" %.1fs\n" % (perf_counter() - t0))
         results[case.name] = summarize(case, n, raw, subject, others)
     wall = perf_counter() - t_start

@@ -396,25 +396,21 @@ def loop_factory(kind):
 # ---------------------------------------------------------------------------
 
 
-def run_one(factory, case, n, keep_gc, timeout):
-    """Run case once on a fresh loop; returns its Clock."""
+def run_one(loop, case, n, keep_gc, timeout):
+    """Run case once on loop; returns its Clock."""
     clock = Clock()
-    loop = factory()
+    loop.set_debug(False)
+    gc.collect()
+    if not keep_gc:
+        gc.disable()
+    # A loop that never wakes up would hang the whole run: dump the
+    # stacks and exit instead.
+    faulthandler.dump_traceback_later(timeout, exit=True)
     try:
-        loop.set_debug(False)
-        gc.collect()
-        if not keep_gc:
-            gc.disable()
-        # A loop that never wakes up would hang the whole run: dump the
-        # stacks and exit instead.
-        faulthandler.dump_traceback_later(timeout, exit=True)
-        try:
-            loop.run_until_complete(case.func(loop, n, clock))
-        finally:
-            faulthandler.cancel_dump_traceback_later()
-            gc.enable()
+        loop.run_until_complete(case.func(loop, n, clock))
     finally:
-        loop.close()
+        faulthandler.cancel_dump_traceback_later()
+        gc.enable()
     return clock
 
 
@@ -433,17 +429,32 @@ def run_order(items, r):
     return order if r % 2 == 0 else order[::-1]
 
 
-def run_case(case, entries, n, repeat, warmup, keep_gc, timeout, log):
-    """Returns {label: {"samples": [Clock, ...]} or {"error": str}}."""
+def run_case(case, entries, n, repeat, warmup, keep_gc, timeout, log,
+             fresh=False):
+    """Returns {label: {"samples": [Clock, ...]} or {"error": str}}.
+
+    Each loop kind gets one loop for the case's warm-up and timed runs (an
+    application's loop is long-lived: the warm-up warms the loop's own
+    memory too), closed at the end of the case; fresh=True makes a new loop
+    for every run instead (--fresh-loop)."""
     res = {label: {"samples": []} for label, _ in entries}
     factories = dict(entries)
     labels = [label for label, _ in entries]
+    loops = {}
 
     def attempt(label, record):
         if "error" in res[label]:
             return
         try:
-            clock = run_one(factories[label], case, n, keep_gc, timeout)
+            loop = loops.get(label)
+            if loop is None:
+                loop = loops[label] = factories[label]()
+            try:
+                clock = run_one(loop, case, n, keep_gc, timeout)
+            finally:
+                if fresh:
+                    del loops[label]
+                    loop.close()
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # a loop under construction may raise
@@ -453,13 +464,17 @@ def run_case(case, entries, n, repeat, warmup, keep_gc, timeout, log):
         if record:
             res[label]["samples"].append(clock)
 
-    for _ in range(warmup):
-        for label in labels:
-            attempt(label, False)
-    for r in range(repeat):
-        for label in run_order(labels, r):
-            attempt(label, True)
-        log(".")
+    try:
+        for _ in range(warmup):
+            for label in labels:
+                attempt(label, False)
+        for r in range(repeat):
+            for label in run_order(labels, r):
+                attempt(label, True)
+            log(".")
+    finally:
+        for loop in loops.values():
+            loop.close()
     return res
 
 
@@ -604,6 +619,7 @@ def machine_info(args, descs):
         "warmup": args.warmup,
         "scale": args.scale,
         "gc": "enabled" if args.gc else "disabled during timed runs",
+        "loop_per": "run" if getattr(args, "fresh_loop", False) else "case",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return info
@@ -630,6 +646,9 @@ def build_parser(description="fastloop scheduling micro-benchmarks (see bench/RE
     p.add_argument("--aa", action="store_true",
                    help="A/A run: add a second entry of the first loop to show the noise")
     p.add_argument("--pin", type=int, metavar="CPU", help=pin_help)
+    p.add_argument("--fresh-loop", action="store_true",
+                   help="a new loop for every run (default: one loop per loop "
+                        "kind for a case's warm-up and timed runs)")
     p.add_argument("--gc", action="store_true",
                    help="leave the cyclic GC enabled during timed runs")
     p.add_argument("--timeout", type=float, default=120.0,
@@ -700,8 +719,10 @@ def print_header(title, info, labels, descs, args, subject, unit):
     print("%s: CPython %s, %s, %s" % (title, info["python"], info["platform"], info["cpu"]))
     for label in labels:
         print("  %-10s %s" % (label, descs[label]))
-    print("  %d timed runs per loop and case, loops alternated; cell = median %s "
-          "±(median absolute deviation / median)" % (args.repeat, unit))
+    print("  %d timed runs per loop and case, loops alternated, %s; cell = median "
+          "%s ±(median absolute deviation / median)" % (
+              args.repeat, "a fresh loop per run" if info.get("loop_per") == "run"
+              else "one loop per case", unit))
     print("  GC %s%s; %s/x > 1.00x: %s is faster than x" % (
         info["gc"], ", pinned to CPU %d" % args.pin if args.pin is not None else "",
         short(subject), subject))
@@ -760,7 +781,7 @@ def main(argv=None, title="fastloop micro-benchmarks"):
         log("%-18s " % case.name)
         t0 = perf_counter()
         raw = run_case(case, entries, n, args.repeat, args.warmup, args.gc,
-                       args.timeout, log)
+                       args.timeout, log, fresh=args.fresh_loop)
         log(" %.1fs\n" % (perf_counter() - t0))
         results[case.name] = summarize(case, n, raw, subject, others)
     wall = perf_counter() - t_start

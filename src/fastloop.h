@@ -208,6 +208,9 @@ typedef struct fl_loop {
     /* Recycled handle objects (handle.c), [0] Handle, [1] TimerHandle. */
     PyObject *freelist[2]; /* parked handles, timer handles (handle.c) */
     Py_ssize_t nfree[2];
+    Py_ssize_t free_low[2];    /* lowest nfree in the decay window */
+    Py_ssize_t free_target[2]; /* giving back down to this, or -1 */
+    double free_window;        /* loop time the decay window started */
     double last_poll;    /* loop time of the last poll */
 
     /* Counters for _stats(). */
@@ -261,7 +264,9 @@ fl_handle_cancelled(PyObject *h)
 }
 void fl_timer_remove(fl_loop *loop, PyObject *th);
 void fl_handle_freelist_clear(fl_loop *loop);
-int fl_handle_freelist_trim(fl_loop *loop);
+void fl_handle_freelist_init(fl_loop *loop);
+int64_t fl_handle_freelist_idle(fl_loop *loop, double now,
+                                int64_t timeout);
 
 /* io.c */
 int fl_io_init(fl_loop *loop);

@@ -5,6 +5,7 @@
  * member descriptors, read once at import (fl_off). */
 #include "fastloop.h"
 
+#include <math.h>
 #include <structmember.h>
 
 fl_offsets fl_off;
@@ -148,15 +149,20 @@ init_common(PyObject *h, fl_state *st, fl_loop *loop, PyObject *cb,
  *
  * The list grows with bursts: it can hold as many handles as were alive
  * at once (a burst of N call_soon() keeps N handles alive until they run),
- * so the next burst reuses that memory instead of going through the
- * allocator twice per handle. What exceeds FL_FREE_KEEP is given back
- * when the loop goes idle: before a poll that would sleep, up to
- * FL_FREE_STEP handles are freed and, while more remain, the poll does not
- * sleep (so giving back 200,000 handles delays no event by more than one
- * step, ~0.3 ms). */
+ * so the next burst reuses that memory instead of allocating (and, on a
+ * fresh heap, page-faulting) it again. Memory that stays unused is given
+ * back with a delay, as allocators' "decay" does: the loop notes the
+ * lowest length of each list during a window of FL_FREE_DECAY seconds;
+ * handles below that mark (beyond FL_FREE_KEEP) were not needed in the
+ * whole window. When the loop is about to sleep after the window, it frees
+ * them, FL_FREE_STEP at a time without sleeping in between (so giving back
+ * 200,000 handles delays no event by more than one step, ~0.3 ms). Bursts
+ * that recur within the window keep their memory; a one-off burst's is
+ * given back 1-2 s after it, while the loop is idle. */
 
 #define FL_FREE_KEEP 256
 #define FL_FREE_STEP 4096
+#define FL_FREE_DECAY 1.0
 
 /* A parked handle's cleared _callback slot links it to the next one:
  * parking costs no array to grow (a fresh multi-megabyte array would
@@ -169,10 +175,13 @@ alloc_handle(fl_loop *loop, PyTypeObject *tp, int kind)
     PyObject *h = loop->freelist[kind];
 
     if (h == NULL) {
+        loop->free_low[kind] = 0;
         return tp->tp_alloc(tp, 0);
     }
     loop->freelist[kind] = FREE_NEXT(h);
-    loop->nfree[kind]--;
+    if (--loop->nfree[kind] < loop->free_low[kind]) {
+        loop->free_low[kind] = loop->nfree[kind];
+    }
     FREE_NEXT(h) = NULL;
     /* Its slots were cleared when it was freed; PyObject_Init sets the
      * type (taking a reference to it) and a reference count of one. */
@@ -189,41 +198,84 @@ park_handle(fl_loop *loop, PyObject *h, int kind)
     loop->nfree[kind]++;
 }
 
-/* Frees parked handles down to `keep` per kind, at most `budget` in all;
- * returns how many handles above `keep` remain parked. */
-static Py_ssize_t
-freelist_release(fl_loop *loop, Py_ssize_t keep, Py_ssize_t budget)
+/* Frees parked handles of `kind` down to `keep`, at most *budget. */
+static void
+freelist_release(fl_loop *loop, int kind, Py_ssize_t keep,
+                 Py_ssize_t *budget)
 {
-    Py_ssize_t left = 0;
-    int k;
-
-    for (k = 0; k < 2; k++) {
-        while (loop->nfree[k] > keep && budget-- > 0) {
-            PyObject *h = loop->freelist[k];
-            loop->freelist[k] = FREE_NEXT(h);
-            loop->nfree[k]--;
-            PyObject_GC_Del(h);
-        }
-        if (loop->nfree[k] > keep) {
-            left += loop->nfree[k] - keep;
-        }
+    while (loop->nfree[kind] > keep && (*budget)-- > 0) {
+        PyObject *h = loop->freelist[kind];
+        loop->freelist[kind] = FREE_NEXT(h);
+        loop->nfree[kind]--;
+        PyObject_GC_Del(h);
     }
-    return left;
 }
 
-int
-fl_handle_freelist_trim(fl_loop *loop)
+/* Starts a new window: the lists' lengths now are the marks to beat. */
+static void
+decay_window(fl_loop *loop, double now)
 {
+    loop->free_window = now;
+    loop->free_low[0] = loop->nfree[0];
+    loop->free_low[1] = loop->nfree[1];
+    loop->free_target[0] = loop->free_target[1] = -1;
+}
+
+/* The poll timeout (ns, -1: none) shortened to at most `seconds`. */
+static int64_t
+cap_timeout(int64_t timeout, double seconds)
+{
+    int64_t ns = (int64_t)ceil(seconds * 1e9);
+
+    return (timeout < 0 || ns < timeout) ? ns : timeout;
+}
+
+void
+fl_handle_freelist_init(fl_loop *loop)
+{
+    decay_window(loop, fl_time());
+}
+
+int64_t
+fl_handle_freelist_idle(fl_loop *loop, double now, int64_t timeout)
+{
+    Py_ssize_t budget = FL_FREE_STEP;
+    double wait;
+    int k, more = 0;
+
     if (loop->nfree[0] <= FL_FREE_KEEP && loop->nfree[1] <= FL_FREE_KEEP) {
-        return 0;
+        decay_window(loop, now);
+        return timeout;
     }
-    return freelist_release(loop, FL_FREE_KEEP, FL_FREE_STEP) > 0;
+    wait = loop->free_window + FL_FREE_DECAY - now;
+    if (wait > 0) {
+        /* Wake up for the window's end even if nothing else would. */
+        return cap_timeout(timeout, wait);
+    }
+    for (k = 0; k < 2; k++) {
+        if (loop->free_target[k] < 0) {
+            /* What stayed unused the whole window goes. */
+            Py_ssize_t unused = loop->free_low[k] - FL_FREE_KEEP;
+            loop->free_target[k] =
+                loop->nfree[k] - (unused > 0 ? unused : 0);
+        }
+        freelist_release(loop, k, loop->free_target[k], &budget);
+        more |= loop->nfree[k] > loop->free_target[k];
+    }
+    if (more) {
+        return 0; /* the next iteration frees the next step */
+    }
+    decay_window(loop, now);
+    return cap_timeout(timeout, FL_FREE_DECAY);
 }
 
 void
 fl_handle_freelist_clear(fl_loop *loop)
 {
-    (void)freelist_release(loop, 0, PY_SSIZE_T_MAX);
+    Py_ssize_t budget = PY_SSIZE_T_MAX;
+
+    freelist_release(loop, 0, 0, &budget);
+    freelist_release(loop, 1, 0, &budget);
 }
 
 static int clear_common(PyObject *self, int timer);
@@ -579,11 +631,17 @@ traverse_common(PyObject *self, visitproc visit, void *arg, int timer)
 static int
 clear_common(PyObject *self, int timer)
 {
-    int i, n;
-    const Py_ssize_t *offs = slot_offsets(timer, &n);
-
-    for (i = 0; i < n; i++) {
-        Py_CLEAR(*(PyObject **)((char *)self + offs[i]));
+    /* Unrolled: this runs once per callback (from dealloc). */
+    Py_CLEAR(FL_SLOT(self, callback));
+    Py_CLEAR(FL_SLOT(self, args));
+    Py_CLEAR(FL_SLOT(self, cancelled));
+    Py_CLEAR(FL_SLOT(self, loop));
+    Py_CLEAR(FL_SLOT(self, source_traceback));
+    Py_CLEAR(FL_SLOT(self, repr));
+    Py_CLEAR(FL_SLOT(self, context));
+    if (timer) {
+        Py_CLEAR(FL_SLOT(self, when));
+        Py_CLEAR(FL_SLOT(self, scheduled));
     }
     return 0;
 }

@@ -123,6 +123,22 @@ is_context_name(fl_state *st, PyObject *name)
     return 1;
 }
 
+/* The `context=` argument: None means "copy the current one". */
+static int
+check_context(fl_bound *b, const char *method)
+{
+    if (b->ctx == Py_None) {
+        b->ctx = NULL;
+    }
+    if (b->ctx != NULL && !PyContext_CheckExact(b->ctx)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s(): context must be a contextvars.Context, not %.200s",
+                     method, Py_TYPE(b->ctx)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
 /* Binds asyncio's positional-or-keyword parameters (`callback`, `delay`,
  * `when`, `fd`), the extra positional arguments and, where allowed, the
  * `context=` keyword. Keyword names are matched by value: the C _asyncio
@@ -136,6 +152,23 @@ fl_bind(fl_state *st, PyObject *const *args, Py_ssize_t nargs,
     int j;
 
     b->ctx = NULL;
+    if (nargs >= n &&
+        (nkw == 0 || (nkw == 1 && allow_ctx &&
+                      is_context_name(st, PyTuple_GET_ITEM(kwnames, 0)))))
+    {
+        /* The usual calls: all named parameters given by position, and at
+         * most `context=` by keyword (the C Task and Future pass it). */
+        for (j = 0; j < n; j++) {
+            b->p[j] = args[j];
+        }
+        b->rest = args + n;
+        b->nrest = nargs - n;
+        if (nkw) {
+            b->ctx = args[nargs];
+            return check_context(b, method);
+        }
+        return 0;
+    }
     for (j = 0; j < n; j++) {
         b->p[j] = j < nargs ? args[j] : NULL;
     }
@@ -177,16 +210,7 @@ fl_bind(fl_state *st, PyObject *const *args, Py_ssize_t nargs,
             return -1;
         }
     }
-    if (b->ctx == Py_None) {
-        b->ctx = NULL;
-    }
-    if (b->ctx != NULL && !PyContext_CheckExact(b->ctx)) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s(): context must be a contextvars.Context, not %.200s",
-                     method, Py_TYPE(b->ctx)->tp_name);
-        return -1;
-    }
-    return 0;
+    return check_context(b, method);
 }
 
 static const char *const names_cb[] = {"callback"};
@@ -201,19 +225,10 @@ make_soon(fl_loop *self, PyObject *const *args, Py_ssize_t nargs,
     fl_bound b;
     PyObject *h, *cb;
 
-    if (kwnames == NULL && nargs >= 1) {
-        /* The usual call_soon(callback, *args): nothing to match. */
-        b.p[0] = args[0];
-        b.rest = args + 1;
-        b.nrest = nargs - 1;
-        b.ctx = NULL;
-    }
-    else if (fl_bind(self->state, args, nargs, kwnames, names_cb, 1, 1, &b,
-                     method) < 0)
+    if (fl_bind(self->state, args, nargs, kwnames, names_cb, 1, 1, &b,
+                method) < 0 ||
+        fl_loop_check_closed(self) < 0)
     {
-        return NULL;
-    }
-    if (fl_loop_check_closed(self) < 0) {
         return NULL;
     }
     cb = b.p[0];
@@ -409,8 +424,9 @@ poll_io(fl_loop *self, int64_t timeout, double now, double *after)
 
     *after = now;
     self->nevents = 0;
-    if (timeout != 0 && fl_handle_freelist_trim(self)) {
-        timeout = 0; /* idle: give back a burst's handles before sleeping */
+    if (timeout != 0) {
+        /* About to sleep: unused free-list memory goes back (handle.c). */
+        timeout = fl_handle_freelist_idle(self, now, timeout);
     }
     if (timeout == 0 && self->nwatched == 0) {
         /* Nothing to poll but the wake-up fd, whose only job is to end a
@@ -1237,6 +1253,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                 : 1e-9;
     }
     fl_stats_init(self);
+    fl_handle_freelist_init(self);
     if (fl_io_init(self) < 0 || fl_wakeup_init(self) < 0) {
         Py_DECREF(self);
         return NULL;

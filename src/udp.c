@@ -38,9 +38,7 @@
 #include <structmember.h>
 
 #define MAX_SIZE (256 * 1024) /* asyncio's max_size; == stream.c READ_SIZE */
-#define HIGH_WATER (64 * 1024)
 #define READ_BATCH 16
-#define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
 #if FL_PY313
 #define HEADER_SIZE 8 /* asyncio 3.13+ counts 8 bytes per queued datagram */
 #else
@@ -55,13 +53,8 @@ typedef struct {
 } fl_dgram;
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *extra; /* asyncio.BaseTransport's `_extra` slot (a dict) */
-    fl_io io;        /* io.owner == self */
-    fl_loop *loop;
-    PyObject *sock; /* socket.socket */
-    PyObject *protocol;
-    PyObject *context;           /* protocol callbacks run in it */
+    fl_transport_base base;
+    PyObject *sock;              /* socket.socket */
     PyObject *address;           /* fixed remote address, or NULL */
     PyObject *datagram_received; /* cached bound method, or NULL */
     /* The sender of the last datagram read, as the kernel gave it and as
@@ -71,29 +64,19 @@ typedef struct {
     struct sockaddr_storage last_ss;
     socklen_t last_sslen;
     char last_sendable; /* last_ss is what fl_py_to_sockaddr(last_addr) gives */
-    PyObject *weakreflist;
-    PyObject *dict;
 
     fl_dgram *wbuf; /* ring buffer of queued datagrams */
     Py_ssize_t whead, wlen, wcap;
     Py_ssize_t wsize; /* get_write_buffer_size() */
-    Py_ssize_t high, low;
 
     int family, socktype, proto;
-    int conn_lost;
-    char initialised;
-    char closing;
-    char paused;  /* pause_reading() */
-    char reading; /* reading has been started */
-    char protocol_paused;
-    char protocol_connected;
     char connected; /* extra['peername'] was true: send(), not sendto() */
     char c_addr;    /* family whose addresses C converts */
     char wtail;     /* a send error left the writer on (asyncio does) */
-    char fd_closed;
 } fl_udp;
 
-#define ST(self) ((self)->loop->state)
+#define ST(self) ((self)->base.loop->state)
+#define B(self) (&(self)->base)
 
 static int udp_on_io(fl_io *io, unsigned events);
 static int force_close(fl_udp *self, PyObject *exc);
@@ -105,30 +88,15 @@ static PyObject *udp_call_connection_lost(fl_udp *self, PyObject *exc);
 static int
 check_init(fl_udp *self)
 {
-    return fl_tr_check_init(self->initialised);
-}
-
-static PyObject *
-call_in_ctx(fl_udp *self, PyObject *fn, PyObject *const *args,
-            Py_ssize_t nargs)
-{
-    return fl_tr_call_in_ctx(self->context, fn, args, nargs);
+    return fl_tb_check_init(B(self));
 }
 
 static PyObject *
 call_proto(fl_udp *self, const char *name, PyObject *const *args,
            Py_ssize_t nargs, int in_ctx)
 {
-    return fl_tr_call_method(in_ctx ? self->context : NULL, self->protocol,
-                             name, args, nargs);
-}
-
-
-
-static void
-report(fl_udp *self, const char *helper, PyObject *exc, const char *msg)
-{
-    fl_tr_report(self->loop, (PyObject *)self, helper, exc, msg);
+    return fl_tr_call_method(in_ctx ? self->base.context : NULL,
+                             self->base.protocol, name, args, nargs);
 }
 
 static void
@@ -142,7 +110,7 @@ force_close_obj(PyObject *self, PyObject *exc)
 static int
 fatal_error(fl_udp *self, const char *msg)
 {
-    return fl_tr_fatal_error(self->loop, (PyObject *)self, msg,
+    return fl_tr_fatal_error(self->base.loop, (PyObject *)self, msg,
                              force_close_obj);
 }
 
@@ -165,11 +133,13 @@ callback_error(fl_udp *self, const char *method)
     }
     fn = PyObject_GetAttrString((PyObject *)self, method);
     if (fn != NULL) {
-        h = fl_handle_new(ST(self), self->loop, fn, NULL, 0, self->context);
+        h = fl_handle_new(ST(self), self->base.loop, fn, NULL, 0,
+                          self->base.context);
         Py_DECREF(fn);
     }
     if (h != NULL) {
-        r = PyObject_CallMethod((PyObject *)self->loop, "_fl_callback_error",
+        r = PyObject_CallMethod((PyObject *)self->base.loop,
+                                "_fl_callback_error",
                                 "OO", h, exc);
         Py_DECREF(h);
     }
@@ -185,18 +155,6 @@ callback_error(fl_udp *self, const char *method)
     return 0;
 }
 
-static int
-call_soon_method(fl_udp *self, const char *name, PyObject *arg)
-{
-    return fl_tr_call_soon(self->loop, (PyObject *)self, name, arg,
-                           self->context);
-}
-
-static PyObject *
-oserror_from_errno(int err)
-{
-    return fl_tr_oserror(err);
-}
 
 /* ------------------------------------------------------------------ */
 /* Watcher                                                             */
@@ -206,10 +164,10 @@ wanted_mask(fl_udp *self)
 {
     unsigned m = 0;
 
-    if (self->fd_closed || self->loop->closed) {
+    if (self->base.fd_closed || self->base.loop->closed) {
         return 0;
     }
-    if (self->reading && !self->paused && !self->closing) {
+    if (self->base.reading && !self->base.paused && !self->base.closing) {
         m |= FL_READ;
     }
     if (self->wlen || self->wtail) {
@@ -223,18 +181,7 @@ wanted_mask(fl_udp *self)
 static int
 update_io(fl_udp *self)
 {
-    unsigned m = wanted_mask(self);
-
-    if (m == self->io.wanted) {
-        return 0;
-    }
-    if (m == 0) {
-        /* Stay attached: the fd remains the transport's (add_reader() on
-         * it raises, as asyncio's _ensure_fd_no_transport). */
-        fl_io_pause(self->loop, &self->io);
-        return 0;
-    }
-    return fl_io_start(self->loop, &self->io, m);
+    return fl_tb_set_mask(B(self), wanted_mask(self));
 }
 
 static void
@@ -337,10 +284,10 @@ send_one(fl_udp *self, PyObject *obj, const void *buf, size_t len,
     }
     do {
         if (self->connected) {
-            n = send(self->io.fd, buf, len, MSG_NOSIGNAL);
+            n = send(self->base.io.fd, buf, len, MSG_NOSIGNAL);
         }
         else {
-            n = sendto(self->io.fd, buf, len, MSG_NOSIGNAL,
+            n = sendto(self->base.io.fd, buf, len, MSG_NOSIGNAL,
                        (const struct sockaddr *)sa, salen);
         }
     } while (n < 0 && errno == EINTR);
@@ -354,51 +301,22 @@ send_one(fl_udp *self, PyObject *obj, const void *buf, size_t len,
     return -1;
 }
 
+/* pause_writing() is called from sendto() directly, outside the
+ * transport's context; SystemExit/KeyboardInterrupt are unraisable. */
 static void
 maybe_pause_protocol(fl_udp *self)
 {
-    PyObject *r, *exc;
-
-    if (self->wsize <= self->high || self->protocol_paused) {
-        return;
-    }
-    self->protocol_paused = 1;
-    r = call_proto(self, "pause_writing", NULL, 0, 0);
-    if (r != NULL) {
-        Py_DECREF(r);
-        return;
-    }
-    if (fl_tr_is_fatal_exc()) {
+    if (fl_tb_maybe_pause(B(self), self->wsize, NULL) < 0) {
         PyErr_WriteUnraisable((PyObject *)self);
-        return;
     }
-    exc = fl_tr_fetch_exc();
-    report(self, "_fl_protocol_error", exc, "protocol.pause_writing() failed");
-    Py_XDECREF(exc);
 }
 
 static void
 maybe_resume_protocol(fl_udp *self)
 {
-    PyObject *r, *exc;
-
-    if (!self->protocol_paused || self->wsize > self->low) {
-        return;
-    }
-    self->protocol_paused = 0;
-    r = call_proto(self, "resume_writing", NULL, 0, 1);
-    if (r != NULL) {
-        Py_DECREF(r);
-        return;
-    }
-    if (fl_tr_is_fatal_exc()) {
+    if (fl_tb_maybe_resume(B(self), self->wsize, self->base.context) < 0) {
         PyErr_WriteUnraisable((PyObject *)self);
-        return;
     }
-    exc = fl_tr_fetch_exc();
-    report(self, "_fl_protocol_error", exc,
-           "protocol.resume_writing() failed");
-    Py_XDECREF(exc);
 }
 
 /* ------------------------------------------------------------------ */
@@ -410,17 +328,17 @@ close_fd(fl_udp *self)
 {
     PyObject *r;
 
-    if (self->fd_closed) {
+    if (self->base.fd_closed) {
         return;
     }
-    self->fd_closed = 1;
-    fl_io_stop(self->loop, &self->io); /* detach */
+    self->base.fd_closed = 1;
+    fl_io_stop(self->base.loop, &self->base.io); /* detach */
     r = PyObject_CallMethod(self->sock, "close", NULL);
     if (r == NULL) {
         PyErr_WriteUnraisable((PyObject *)self);
     }
     Py_XDECREF(r);
-    self->io.fd = -1;
+    self->base.io.fd = -1;
 }
 
 /* asyncio's _force_close. */
@@ -429,17 +347,18 @@ force_close(fl_udp *self, PyObject *exc)
 {
     int rc = 0;
 
-    if (self->conn_lost) {
+    if (self->base.conn_lost) {
         return 0;
     }
     wbuf_clear(self);
     self->wtail = 0;
-    self->closing = 1;
-    self->conn_lost++;
+    self->base.closing = 1;
+    self->base.conn_lost++;
     Py_INCREF(self);
     update_io_noerr(self);
     /* Fails (RuntimeError) only on a closed loop, like call_soon. */
-    rc = call_soon_method(self, "_call_connection_lost", exc ? exc : Py_None);
+    rc = fl_tb_call_soon(B(self), "_call_connection_lost",
+                         exc ? exc : Py_None);
     Py_DECREF(self);
     return rc;
 }
@@ -453,7 +372,7 @@ udp_call_connection_lost(fl_udp *self, PyObject *exc)
         return NULL;
     }
     Py_INCREF(self);
-    if (self->protocol_connected && self->protocol != NULL) {
+    if (self->base.protocol_connected && self->base.protocol != NULL) {
         r = call_proto(self, "connection_lost", &exc, 1, 1);
     }
     else {
@@ -470,7 +389,7 @@ udp_call_connection_lost(fl_udp *self, PyObject *exc)
     else {
         close_fd(self);
     }
-    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->base.protocol);
     Py_CLEAR(self->datagram_received);
     Py_DECREF(self);
     return r;
@@ -493,7 +412,7 @@ deliver(fl_udp *self, PyObject *data, PyObject *addr)
     PyObject *args[2] = {data, addr}, *r;
 
     if (self->datagram_received != NULL) {
-        r = call_in_ctx(self, self->datagram_received, args, 2);
+        r = fl_tb_call_in_ctx(B(self), self->datagram_received, args, 2);
     }
     else {
         r = call_proto(self, "datagram_received", args, 2, 1);
@@ -620,7 +539,7 @@ sender_address(fl_udp *self, const struct sockaddr_storage *ss,
 static int
 read_one(fl_udp *self)
 {
-    fl_loop *loop = self->loop;
+    fl_loop *loop = self->base.loop;
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
     PyObject *data, *addr, *exc;
@@ -642,14 +561,14 @@ read_one(fl_udp *self)
         }
     }
     do {
-        n = recvfrom(self->io.fd, loop->rbuf, MAX_SIZE, 0,
+        n = recvfrom(self->base.io.fd, loop->rbuf, MAX_SIZE, 0,
                      (struct sockaddr *)&ss, &sslen);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             return 1;
         }
-        exc = oserror_from_errno(errno);
+        exc = fl_tr_oserror(errno);
         if (exc == NULL) {
             return -1;
         }
@@ -675,8 +594,9 @@ read_one(fl_udp *self)
 static int
 can_read(fl_udp *self)
 {
-    return !self->conn_lost && !self->closing && !self->paused &&
-           !self->fd_closed && (self->io.wanted & FL_READ);
+    return !self->base.conn_lost && !self->base.closing &&
+           !self->base.paused && !self->base.fd_closed &&
+           (self->base.io.wanted & FL_READ);
 }
 
 static int
@@ -702,7 +622,7 @@ sendto_ready(fl_udp *self)
     PyObject *exc, *r;
 
     self->wtail = 0;
-    while (self->wlen && !self->fd_closed) {
+    while (self->wlen && !self->base.fd_closed) {
         fl_dgram *d = &self->wbuf[self->whead];
         int rc = send_one(self, d->data, PyBytes_AS_STRING(d->data),
                           (size_t)PyBytes_GET_SIZE(d->data), d->addr, &d->sa,
@@ -732,10 +652,10 @@ sendto_ready(fl_udp *self)
         return 0;
     }
     maybe_resume_protocol(self); /* may queue more */
-    if (self->wlen == 0 && !self->fd_closed) {
+    if (self->wlen == 0 && !self->base.fd_closed) {
         update_io_noerr(self);
-        if (self->closing && !self->conn_lost) {
-            self->conn_lost++;
+        if (self->base.closing && !self->base.conn_lost) {
+            self->base.conn_lost++;
             r = udp_call_connection_lost(self, Py_None);
             if (r == NULL) {
                 return callback_error(self, "_sendto_ready");
@@ -752,13 +672,15 @@ udp_on_io(fl_io *io, unsigned events)
     fl_udp *self = (fl_udp *)io->owner;
     int rc = 0;
 
-    if ((events & FL_WRITE) && (self->io.wanted & FL_WRITE)) {
+    if ((events & FL_WRITE) && (self->base.io.wanted & FL_WRITE)) {
         rc = sendto_ready(self);
     }
     if (rc == 0 && (events & FL_READ)) {
         rc = read_ready(self, READ_BATCH);
     }
-    if (rc == 0 && !self->fd_closed && self->io.wanted != wanted_mask(self)) {
+    if (rc == 0 && !self->base.fd_closed &&
+        self->base.io.wanted != wanted_mask(self))
+    {
         update_io_noerr(self);
     }
     return rc;
@@ -849,12 +771,12 @@ udp_sendto(fl_udp *self, PyObject *const *args, Py_ssize_t nargs,
                 }
             }
             addr = self->address;
-            if (self->conn_lost) {
+            if (self->base.conn_lost) {
                 goto lost;
             }
         }
     }
-    if (self->fd_closed) {
+    if (self->base.fd_closed) {
         goto lost;
     }
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
@@ -928,16 +850,9 @@ udp_sendto(fl_udp *self, PyObject *const *args, Py_ssize_t nargs,
     Py_RETURN_NONE;
 
 lost:
-    if (self->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
-        PyObject *r = PyObject_CallMethod((PyObject *)self->loop,
-                                          "_fl_log_warning", "s",
-                                          "socket.send() raised exception.");
-        if (r == NULL) {
-            return NULL;
-        }
-        Py_DECREF(r);
+    if (fl_tb_lost_write(B(self), "socket.send() raised exception.") < 0) {
+        return NULL;
     }
-    self->conn_lost++;
     Py_RETURN_NONE;
 }
 
@@ -947,46 +862,10 @@ udp_close(fl_udp *self, PyObject *unused)
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (self->closing) {
-        Py_RETURN_NONE;
-    }
-    self->closing = 1;
-    Py_INCREF(self);
-    if (self->wlen == 0) {
-        self->conn_lost++;
+    if (!self->base.closing && self->wlen == 0) {
         self->wtail = 0;
-        update_io_noerr(self);
-        if (call_soon_method(self, "_call_connection_lost", Py_None) < 0) {
-            Py_DECREF(self);
-            return NULL;
-        }
     }
-    else {
-        update_io_noerr(self);
-    }
-    Py_DECREF(self);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-udp_abort(fl_udp *self, PyObject *unused)
-{
-    if (check_init(self) < 0) {
-        return NULL;
-    }
-    if (force_close(self, NULL) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-udp_force_close(fl_udp *self, PyObject *exc)
-{
-    if (check_init(self) < 0) {
-        return NULL;
-    }
-    if (force_close(self, exc == Py_None ? NULL : exc) < 0) {
+    if (fl_tb_close(B(self), self->wlen != 0) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1007,66 +886,8 @@ udp_fatal_error(fl_udp *self, PyObject *args, PyObject *kwargs)
     if (check_init(self) < 0) {
         return NULL;
     }
-    report(self, "_fl_transport_error", exc, msg);
+    fl_tb_report(B(self), "_fl_transport_error", exc, msg);
     if (force_close(self, exc) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-udp_is_closing(fl_udp *self, PyObject *unused)
-{
-    return PyBool_FromLong(self->closing);
-}
-
-static PyObject *
-udp_is_reading(fl_udp *self, PyObject *unused)
-{
-    return PyBool_FromLong(!self->paused && !self->closing);
-}
-
-static PyObject *
-udp_pause_reading(fl_udp *self, PyObject *unused)
-{
-    if (check_init(self) < 0) {
-        return NULL;
-    }
-    if (self->closing || self->paused) {
-        Py_RETURN_NONE;
-    }
-    self->paused = 1;
-    Py_INCREF(self);
-    update_io_noerr(self);
-    Py_DECREF(self);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-udp_resume_reading(fl_udp *self, PyObject *unused)
-{
-    if (check_init(self) < 0) {
-        return NULL;
-    }
-    if (self->closing || !self->paused) {
-        Py_RETURN_NONE;
-    }
-    self->paused = 0;
-    if (update_io(self) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-/* Runs (scheduled after connection_made) to start the read watcher. */
-static PyObject *
-udp_start_reading(fl_udp *self, PyObject *unused)
-{
-    if (check_init(self) < 0) {
-        return NULL;
-    }
-    self->reading = 1;
-    if (update_io(self) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1079,7 +900,7 @@ udp_read_ready(fl_udp *self, PyObject *unused)
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (!self->conn_lost && !self->fd_closed && read_one(self) < 0) {
+    if (!self->base.conn_lost && !self->base.fd_closed && read_one(self) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1092,88 +913,20 @@ udp_sendto_ready(fl_udp *self, PyObject *unused)
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (!self->fd_closed && sendto_ready(self) < 0) {
+    if (!self->base.fd_closed && sendto_ready(self) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
-}
-
-static int
-set_limits(fl_udp *self, PyObject *high_o, PyObject *low_o)
-{
-    Py_ssize_t high, low;
-
-    if (high_o == Py_None) {
-        if (low_o == Py_None) {
-            high = HIGH_WATER;
-        }
-        else {
-            low = PyLong_AsSsize_t(low_o);
-            if (low == -1 && PyErr_Occurred()) {
-                return -1;
-            }
-            if (low > PY_SSIZE_T_MAX / 4 || low < PY_SSIZE_T_MIN / 4) {
-                PyErr_SetString(PyExc_OverflowError, "low is too large");
-                return -1;
-            }
-            high = 4 * low;
-        }
-    }
-    else {
-        high = PyLong_AsSsize_t(high_o);
-        if (high == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    if (low_o == Py_None) {
-        low = high / 4;
-    }
-    else {
-        low = PyLong_AsSsize_t(low_o);
-        if (low == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    if (!(high >= low && low >= 0)) {
-        PyErr_Format(PyExc_ValueError,
-                     "high (%zd) must be >= low (%zd) must be >= 0", high,
-                     low);
-        return -1;
-    }
-    self->high = high;
-    self->low = low;
-    return 0;
 }
 
 static PyObject *
 udp_set_write_buffer_limits(fl_udp *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"high", "low", NULL};
-    PyObject *high = Py_None, *low = Py_None;
-
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs,
-                                     "|OO:set_write_buffer_limits", kwlist,
-                                     &high, &low))
-    {
-        return NULL;
-    }
-    if (check_init(self) < 0 || set_limits(self, high, low) < 0) {
+    if (fl_tb_set_limits(B(self), args, kwargs) < 0) {
         return NULL;
     }
     maybe_pause_protocol(self);
     Py_RETURN_NONE;
-}
-
-static PyObject *
-udp_get_write_buffer_limits(fl_udp *self, PyObject *unused)
-{
-    return Py_BuildValue("(nn)", self->low, self->high);
-}
-
-static PyObject *
-udp_get_write_buffer_size(fl_udp *self, PyObject *unused)
-{
-    return PyLong_FromSsize_t(self->wsize);
 }
 
 static int
@@ -1189,8 +942,7 @@ set_protocol(fl_udp *self, PyObject *protocol)
         PyErr_Clear();
     }
     Py_XSETREF(self->datagram_received, dr);
-    Py_XSETREF(self->protocol, Py_NewRef(protocol));
-    self->protocol_connected = 1;
+    fl_tb_set_protocol(B(self), protocol);
     return 0;
 }
 
@@ -1204,45 +956,14 @@ udp_set_protocol(fl_udp *self, PyObject *protocol)
 }
 
 static PyObject *
-udp_get_protocol(fl_udp *self, PyObject *unused)
-{
-    return Py_NewRef(self->protocol ? self->protocol : Py_None);
-}
-
-static PyObject *
 udp_repr(fl_udp *self)
 {
-    const char *state = self->fd_closed ? " closed"
-                        : self->closing ? " closing"
-                                        : "";
-
-    return PyUnicode_FromFormat(
-        "<%s%s fd=%d read=%s write=<%s, bufsize=%zd>>",
-        Py_TYPE(self)->tp_name, state, self->fd_closed ? -1 : self->io.fd,
-        self->io.wanted & FL_READ ? "polling" : "idle",
-        self->io.wanted & FL_WRITE ? "polling" : "idle", self->wsize);
+    return fl_tb_sock_repr(B(self), self->base.io.wanted & FL_WRITE,
+                           self->wsize);
 }
 
 /* ------------------------------------------------------------------ */
 /* Construction                                                        */
-
-static int
-sock_int(PyObject *sock, const char *attr, int *out)
-{
-    PyObject *v = PyObject_GetAttrString(sock, attr);
-    long l;
-
-    if (v == NULL) {
-        return -1;
-    }
-    l = PyLong_AsLong(v);
-    Py_DECREF(v);
-    if (l == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    *out = (int)l;
-    return 0;
-}
 
 /* extra[key] = sock.<method>(), or None on OSError. */
 static int
@@ -1258,25 +979,41 @@ set_sock_extra(fl_udp *self, const char *key, const char *method)
         PyErr_Clear();
         v = Py_NewRef(Py_None);
     }
-    rc = PyDict_SetItemString(self->extra, key, v);
+    rc = PyDict_SetItemString(self->base.extra, key, v);
     Py_DECREF(v);
     return rc;
 }
 
 static int
-schedule(fl_udp *self, PyObject *fn, PyObject *const *args, Py_ssize_t nargs)
+ops_update_io(fl_transport_base *b)
 {
-    PyObject *h = fl_handle_new(ST(self), self->loop, fn, args, nargs,
-                                self->context);
-    int rc;
-
-    if (h == NULL) {
-        return -1;
-    }
-    rc = fl_ready_push(&self->loop->ready, h);
-    Py_DECREF(h);
-    return rc;
+    return update_io((fl_udp *)b);
 }
+
+static int
+ops_force_close(fl_transport_base *b, PyObject *exc)
+{
+    return force_close((fl_udp *)b, exc);
+}
+
+static void
+ops_close_fd(fl_transport_base *b)
+{
+    close_fd((fl_udp *)b);
+}
+
+static Py_ssize_t
+ops_buffer_size(fl_transport_base *b)
+{
+    return ((fl_udp *)b)->wsize;
+}
+
+static const fl_transport_ops udp_ops = {
+    .update_io = ops_update_io,
+    .force_close = ops_force_close,
+    .close_fd = ops_close_fd,
+    .buffer_size = ops_buffer_size,
+};
 
 static int
 udp_init(fl_udp *self, PyObject *args, PyObject *kwargs)
@@ -1284,8 +1021,7 @@ udp_init(fl_udp *self, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"loop",   "sock",  "protocol", "address",
                              "waiter", "extra", NULL};
     PyObject *loop, *sock, *protocol, *address = Py_None, *waiter = Py_None;
-    PyObject *extra = Py_None, *r, *v, *fn, *cargs[2];
-    fl_state *st;
+    PyObject *extra = Py_None, *v;
     int fd, t;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs,
@@ -1295,31 +1031,10 @@ udp_init(fl_udp *self, PyObject *args, PyObject *kwargs)
     {
         return -1;
     }
-    if (self->initialised || self->loop != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "transport already initialised");
-        return -1;
-    }
-    if (!fl_is_loop(loop)) {
-        PyErr_SetString(PyExc_TypeError, "loop must be a fastloop Loop");
-        return -1;
-    }
-    if (fl_loop_check_closed((fl_loop *)loop) < 0) {
-        return -1;
-    }
-    st = ((fl_loop *)loop)->state;
-    if (extra != Py_None && !PyDict_Check(extra)) {
-        PyErr_SetString(PyExc_TypeError, "extra must be a dict or None");
-        return -1;
-    }
-    if (fl_tr_check_socklike(sock) < 0) {
-        return -1;
-    }
-    if ((fd = fl_fd_from_object(sock)) < 0) {
-        return -1;
-    }
-    if (sock_int(sock, "family", &self->family) < 0 ||
-        sock_int(sock, "type", &self->socktype) < 0 ||
-        sock_int(sock, "proto", &self->proto) < 0)
+    if (fl_tb_init_check(B(self), loop, extra) < 0 ||
+        fl_tr_check_socklike(sock) < 0 ||
+        fl_tr_sock_params(sock, &fd, &self->family, &self->socktype,
+                          &self->proto) < 0)
     {
         return -1;
     }
@@ -1328,49 +1043,35 @@ udp_init(fl_udp *self, PyObject *args, PyObject *kwargs)
                      "A datagram socket was expected, got %R", sock);
         return -1;
     }
-    r = PyObject_CallMethod(sock, "setblocking", "O", Py_False);
-    if (r == NULL) {
+    if (fl_tr_set_nonblocking(sock) < 0) {
         return -1;
     }
-    Py_DECREF(r);
 
     /* From here on the fields are ours; a failure leaves the socket open
      * (the caller still owns it) and the object uninitialised. */
-    self->loop = (fl_loop *)Py_NewRef(loop);
     self->sock = Py_NewRef(sock);
-    self->io.fd = fd;
-    self->io.owner = (PyObject *)self;
-    self->io.cb = udp_on_io;
-    self->io.wanted = 0;
-    self->high = HIGH_WATER;
-    self->low = HIGH_WATER / 4;
+    self->base.io.fd = fd;
     self->c_addr = (char)fl_sockaddr_family_supported(self->family);
-    self->context = PyContext_CopyCurrent();
-    if (self->context == NULL) {
-        return -1;
-    }
     /* _SelectorTransport.__init__: extra, then socket/sockname/peername. */
-    self->extra = PyDict_New();
-    if (self->extra == NULL) {
+    if (fl_tb_setup(B(self), (fl_loop *)loop, &udp_ops, udp_on_io, extra) <
+        0)
+    {
         return -1;
     }
-    if (extra != Py_None && PyDict_Update(self->extra, extra) < 0) {
-        return -1;
-    }
-    v = PyObject_CallOneArg(st->TransportSocket, sock);
+    v = PyObject_CallOneArg(ST(self)->TransportSocket, sock);
     if (v == NULL) {
         return -1;
     }
-    t = PyDict_SetItemString(self->extra, "socket", v);
+    t = PyDict_SetItemString(self->base.extra, "socket", v);
     Py_DECREF(v);
     if (t < 0 || set_sock_extra(self, "sockname", "getsockname") < 0) {
         return -1;
     }
-    t = PyDict_GetItemString(self->extra, "peername") != NULL;
+    t = PyDict_GetItemString(self->base.extra, "peername") != NULL;
     if (!t && set_sock_extra(self, "peername", "getpeername") < 0) {
         return -1;
     }
-    v = PyDict_GetItemString(self->extra, "peername");
+    v = PyDict_GetItemString(self->base.extra, "peername");
     t = v == NULL ? 0 : PyObject_IsTrue(v);
     if (t < 0) {
         return -1;
@@ -1382,30 +1083,12 @@ udp_init(fl_udp *self, PyObject *args, PyObject *kwargs)
     if (set_protocol(self, protocol) < 0) {
         return -1;
     }
-    self->initialised = 1;
+    self->base.initialised = 1;
     /* The fd is the transport's from now on (asyncio registers it in
      * loop._transports): attach without watching. */
-    fl_io_pause(self->loop, &self->io);
-
-    /* connection_made, then reading, then the waiter: as asyncio. */
-    fn = PyObject_GetAttrString(protocol, "connection_made");
-    if (fn == NULL) {
-        return -1;
-    }
-    cargs[0] = (PyObject *)self;
-    t = schedule(self, fn, cargs, 1);
-    Py_DECREF(fn);
-    if (t < 0 || call_soon_method(self, "_fl_start_reading", NULL) < 0) {
-        return -1;
-    }
-    if (waiter != Py_None) {
-        cargs[0] = waiter;
-        cargs[1] = Py_None;
-        if (schedule(self, st->set_result_unless_cancelled, cargs, 2) < 0) {
-            return -1;
-        }
-    }
-    return 0;
+    fl_io_pause(self->base.loop, &self->base.io);
+    return fl_tb_schedule_start(B(self), protocol, "_fl_start_reading",
+                                waiter);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1416,103 +1099,50 @@ udp_traverse(fl_udp *self, visitproc visit, void *arg)
 {
     Py_ssize_t i;
 
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->extra);
-    Py_VISIT(self->loop);
     Py_VISIT(self->sock);
-    Py_VISIT(self->protocol);
-    Py_VISIT(self->context);
     Py_VISIT(self->address);
     Py_VISIT(self->datagram_received);
     Py_VISIT(self->last_addr);
-    Py_VISIT(self->dict);
     for (i = 0; i < self->wlen; i++) {
         fl_dgram *d = &self->wbuf[(self->whead + i) % self->wcap];
         Py_VISIT(d->data);
         Py_VISIT(d->addr);
     }
-    return 0;
+    return fl_tb_traverse(B(self), visit, arg);
 }
 
 static int
 udp_clear(fl_udp *self)
 {
     wbuf_clear(self);
-    Py_CLEAR(self->extra);
-    Py_CLEAR(self->protocol);
-    Py_CLEAR(self->context);
     Py_CLEAR(self->address);
     Py_CLEAR(self->datagram_received);
     Py_CLEAR(self->last_addr);
-    Py_CLEAR(self->dict);
+    fl_tb_clear(B(self));
     /* sock and loop stay until dealloc: the socket must be closed exactly
      * once, and close_fd needs both. */
     return 0;
 }
 
 static void
-udp_finalize(fl_udp *self)
-{
-    PyObject *et, *ev, *etb;
-
-    if (!self->initialised || self->fd_closed) {
-        return;
-    }
-    PyErr_Fetch(&et, &ev, &etb);
-    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed transport %R",
-                              (PyObject *)self) < 0)
-    {
-        PyErr_WriteUnraisable((PyObject *)self);
-    }
-    close_fd(self);
-    PyErr_Restore(et, ev, etb);
-}
-
-static void
 udp_dealloc(fl_udp *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
-
-    /* Weak references die first, as when the collector frees a cycle: the
-     * ResourceWarning below holds the transport as its source. */
-    PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
-    }
-    PyObject_GC_Track(self);
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+    if (fl_tb_dealloc_begin(B(self)) < 0) {
         return; /* resurrected */
-    }
-    PyObject_GC_UnTrack(self);
-    if (self->initialised && !self->fd_closed) {
-        close_fd(self);
-    }
-    else if (self->loop != NULL) {
-        fl_io_stop(self->loop, &self->io); /* detach, if attached */
     }
     udp_clear(self);
     Py_CLEAR(self->sock);
-    Py_CLEAR(self->loop);
     PyMem_Free(self->wbuf);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
+    fl_tb_dealloc_end(B(self));
 }
 
 static PyObject *
 get_sock_attr(fl_udp *self, void *c)
 {
-    if (self->fd_closed || self->sock == NULL) {
+    if (self->base.fd_closed || self->sock == NULL) {
         Py_RETURN_NONE; /* asyncio sets _sock to None once closed */
     }
     return Py_NewRef(self->sock);
-}
-
-static PyObject *
-get_sock_fd(fl_udp *self, void *c)
-{
-    return PyLong_FromLong(self->fd_closed || !self->initialised
-                               ? -1
-                               : self->io.fd);
 }
 
 static PyObject *
@@ -1522,112 +1152,62 @@ get_address(fl_udp *self, void *c)
 }
 
 static PyObject *
-get_conn_lost(fl_udp *self, void *c)
-{
-    return PyLong_FromLong(self->conn_lost);
-}
-
-static PyObject *
-get_closing(fl_udp *self, void *c)
-{
-    return PyBool_FromLong(self->closing);
-}
-
-static PyObject *
-get_loop(fl_udp *self, void *c)
-{
-    if (self->fd_closed || self->loop == NULL) {
-        Py_RETURN_NONE;
-    }
-    return Py_NewRef((PyObject *)self->loop);
-}
-
-static PyObject *
-get_protocol_attr(fl_udp *self, void *c)
-{
-    return Py_NewRef(self->protocol ? self->protocol : Py_None);
-}
-
-static PyObject *
-get_paused(fl_udp *self, void *c)
-{
-    return PyBool_FromLong(self->paused);
-}
-
-static PyObject *
-get_protocol_paused(fl_udp *self, void *c)
-{
-    return PyBool_FromLong(self->protocol_paused);
-}
-
-static PyObject *
 get_buffer_size(fl_udp *self, void *c)
 {
     return PyLong_FromSsize_t(self->wsize);
 }
 
 static PyGetSetDef udp_getset[] = {
-    {"_sock", (getter)get_sock_attr, NULL, NULL, NULL},
-    {"_sock_fd", (getter)get_sock_fd, NULL, NULL, NULL},
-    {"_address", (getter)get_address, NULL, NULL, NULL},
-    {"_conn_lost", (getter)get_conn_lost, NULL, NULL, NULL},
-    {"_closing", (getter)get_closing, NULL, NULL, NULL},
-    {"_loop", (getter)get_loop, NULL, NULL, NULL},
-    {"_protocol", (getter)get_protocol_attr, NULL, NULL, NULL},
-    {"_paused", (getter)get_paused, NULL, NULL, NULL},
-    {"_protocol_paused", (getter)get_protocol_paused, NULL, NULL, NULL},
-    {"_buffer_size", (getter)get_buffer_size, NULL, NULL, NULL},
-    {"max_size", (getter)get_max_size, NULL, NULL, NULL},
+    FL_GETTER("_sock", get_sock_attr),
+    FL_GETTER("_sock_fd", fl_tb_get_sock_fd),
+    FL_GETTER("_address", get_address),
+    FL_GETTER("_conn_lost", fl_tb_get_conn_lost),
+    FL_GETTER("_closing", fl_tb_get_closing),
+    FL_GETTER("_loop", fl_tb_get_loop),
+    FL_GETTER("_protocol", fl_tb_get_protocol_attr),
+    FL_GETTER("_paused", fl_tb_get_paused),
+    FL_GETTER("_protocol_paused", fl_tb_get_protocol_paused),
+    FL_GETTER("_buffer_size", get_buffer_size),
+    FL_GETTER("max_size", get_max_size),
     {NULL},
 };
-
-/* The doc gives the text signature (inspect, mypy stubtest). */
-#define NOARGS(name, fn) \
-    {name, (PyCFunction)fn, METH_NOARGS, name "($self, /)\n--\n\n"}
 
 static PyMethodDef udp_methods[] = {
     {"sendto", (PyCFunction)(void (*)(void))udp_sendto,
      METH_FASTCALL | METH_KEYWORDS, "sendto($self, data, addr=None)\n--\n\n"},
-    NOARGS("close", udp_close),
-    NOARGS("abort", udp_abort),
-    NOARGS("is_closing", udp_is_closing),
-    NOARGS("is_reading", udp_is_reading),
-    NOARGS("pause_reading", udp_pause_reading),
-    NOARGS("resume_reading", udp_resume_reading),
+    FL_NOARGS("close", udp_close),
+    FL_NOARGS("abort", fl_tb_abort),
+    FL_NOARGS("is_closing", fl_tb_is_closing),
+    FL_NOARGS("is_reading", fl_tb_is_reading),
+    FL_NOARGS("pause_reading", fl_tb_pause_reading_meth),
+    FL_NOARGS("resume_reading", fl_tb_resume_reading_meth),
     {"set_write_buffer_limits",
      (PyCFunction)(void (*)(void))udp_set_write_buffer_limits,
      METH_VARARGS | METH_KEYWORDS, "set_write_buffer_limits($self, high=None, low=None)\n--\n\n"},
-    NOARGS("get_write_buffer_limits", udp_get_write_buffer_limits),
-    NOARGS("get_write_buffer_size", udp_get_write_buffer_size),
+    FL_NOARGS("get_write_buffer_limits", fl_tb_get_write_buffer_limits),
+    FL_NOARGS("get_write_buffer_size", fl_tb_get_write_buffer_size),
     {"set_protocol", (PyCFunction)udp_set_protocol, METH_O, "set_protocol($self, protocol, /)\n--\n\n"},
-    NOARGS("get_protocol", udp_get_protocol),
+    FL_NOARGS("get_protocol", fl_tb_get_protocol),
     {"_call_connection_lost", (PyCFunction)udp_call_connection_lost, METH_O,
      "_call_connection_lost($self, exc, /)\n--\n\n"},
-    {"_force_close", (PyCFunction)udp_force_close, METH_O, "_force_close($self, exc, /)\n--\n\n"},
+    {"_force_close", (PyCFunction)fl_tb_force_close_meth, METH_O, "_force_close($self, exc, /)\n--\n\n"},
     {"_fatal_error", (PyCFunction)(void (*)(void))udp_fatal_error,
      METH_VARARGS | METH_KEYWORDS, "_fatal_error($self, exc, message='Fatal error on transport')\n--\n\n"},
-    NOARGS("_fl_start_reading", udp_start_reading),
-    NOARGS("_read_ready", udp_read_ready),
-    NOARGS("_sendto_ready", udp_sendto_ready),
+    FL_NOARGS("_fl_start_reading", fl_tb_start_reading),
+    FL_NOARGS("_read_ready", udp_read_ready),
+    FL_NOARGS("_sendto_ready", udp_sendto_ready),
     {NULL, NULL, 0, NULL},
-};
-
-static PyMemberDef udp_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(fl_udp, weakreflist),
-     READONLY},
-    {"__dictoffset__", T_PYSSIZET, offsetof(fl_udp, dict), READONLY},
-    {NULL},
 };
 
 static PyType_Slot udp_slots[] = {
     {Py_tp_init, udp_init},
     {Py_tp_dealloc, udp_dealloc},
-    {Py_tp_finalize, udp_finalize},
+    {Py_tp_finalize, fl_tb_finalize},
     {Py_tp_traverse, udp_traverse},
     {Py_tp_clear, udp_clear},
     {Py_tp_methods, udp_methods},
     {Py_tp_getset, udp_getset},
-    {Py_tp_members, udp_members},
+    {Py_tp_members, fl_tb_members},
     {Py_tp_repr, udp_repr},
     {Py_tp_doc, "A datagram (UDP or Unix) transport of a fastloop Loop."},
     {0, NULL},
@@ -1640,29 +1220,11 @@ static PyType_Spec udp_spec = {
     .slots = udp_slots,
 };
 
-static Py_ssize_t
-extra_offset(PyObject *cls)
-{
-    PyObject *d = PyObject_GetAttrString(cls, "_extra");
-    Py_ssize_t off;
-
-    if (d == NULL) {
-        PyErr_Clear();
-        return -1;
-    }
-    off = Py_IS_TYPE(d, &PyMemberDescr_Type)
-              ? ((PyMemberDescrObject *)d)->d_member->offset
-              : -1;
-    Py_DECREF(d);
-    return off;
-}
-
 int
 fl_udp_init_type(PyObject *mod, fl_state *st)
 {
     PyObject *asyncio, *dgram, *bases;
     PyTypeObject *tp;
-    int rc;
 
     asyncio = PyImport_ImportModule("asyncio");
     if (asyncio == NULL) {
@@ -1673,37 +1235,20 @@ fl_udp_init_type(PyObject *mod, fl_state *st)
     if (dgram == NULL) {
         return -1;
     }
-    /* Our struct starts with asyncio.BaseTransport's only slot, _extra;
-     * DatagramTransport and Transport add none. */
-    if (!PyType_Check(dgram) || !PyType_Check(st->aio_Transport) ||
-        extra_offset(dgram) != offsetof(fl_udp, extra) ||
-        extra_offset(st->aio_Transport) != offsetof(fl_udp, extra) ||
-        ((PyTypeObject *)dgram)->tp_basicsize != offsetof(fl_udp, io) ||
-        ((PyTypeObject *)st->aio_Transport)->tp_basicsize !=
-            offsetof(fl_udp, io))
-    {
-        Py_DECREF(dgram);
-        PyErr_SetString(PyExc_ImportError,
-                        "fastloop: unexpected layout of "
-                        "asyncio.DatagramTransport");
-        return -1;
-    }
     /* Like asyncio's _SelectorDatagramTransport, also an asyncio.Transport
      * (whose write()/pause_reading()... raise NotImplementedError or are
-     * overridden here). A tuple: 3.9 requires one. */
+     * overridden here). */
     bases = PyTuple_Pack(2, dgram, st->aio_Transport);
     Py_DECREF(dgram);
     if (bases == NULL) {
         return -1;
     }
-    tp = (PyTypeObject *)PyType_FromModuleAndSpec(mod, &udp_spec, bases);
+    tp = fl_tb_add_type(mod, &udp_spec, bases, "DatagramTransport",
+                        "asyncio.DatagramTransport");
     Py_DECREF(bases);
     if (tp == NULL) {
         return -1;
     }
-    rc = PyModule_AddObject(mod, "DatagramTransport", (PyObject *)tp);
-    if (rc < 0) {
-        Py_DECREF(tp);
-    }
-    return rc;
+    Py_DECREF(tp);
+    return 0;
 }

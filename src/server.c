@@ -280,30 +280,11 @@ listener_is_serving(fl_listener *self, PyObject *unused)
 }
 
 static int
-sock_attr_int(PyObject *sock, const char *attr, int *out)
-{
-    PyObject *v = PyObject_GetAttrString(sock, attr);
-    long l;
-
-    if (v == NULL) {
-        return -1;
-    }
-    l = PyLong_AsLong(v);
-    Py_DECREF(v);
-    if (l == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    *out = (int)l;
-    return 0;
-}
-
-static int
 listener_init(fl_listener *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"loop", "sock", "protocol_factory", "server",
                              "backlog", "ssl_wrap", NULL};
     PyObject *loop, *sock, *factory, *server = Py_None, *ssl_wrap = Py_None;
-    PyObject *r;
     int backlog = 100, fd;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OiO:Listener", kwlist,
@@ -330,20 +311,12 @@ listener_init(fl_listener *self, PyObject *args, PyObject *kwargs)
                         "protocol_factory and ssl_wrap must be callable");
         return -1;
     }
-    if ((fd = fl_fd_from_object(sock)) < 0) {
-        return -1;
-    }
-    if (sock_attr_int(sock, "family", &self->family) < 0 ||
-        sock_attr_int(sock, "type", &self->socktype) < 0 ||
-        sock_attr_int(sock, "proto", &self->proto) < 0)
+    if (fl_tr_sock_params(sock, &fd, &self->family, &self->socktype,
+                          &self->proto) < 0 ||
+        fl_tr_set_nonblocking(sock) < 0)
     {
         return -1;
     }
-    r = PyObject_CallMethod(sock, "setblocking", "O", Py_False);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
     self->context = PyContext_CopyCurrent();
     if (self->context == NULL) {
         return -1;
@@ -421,16 +394,12 @@ static PyGetSetDef listener_getset[] = {
     {NULL},
 };
 
-/* The doc gives the text signature (inspect, mypy stubtest). */
-#define NOARGS(name, fn) \
-    {name, (PyCFunction)fn, METH_NOARGS, name "($self, /)\n--\n\n"}
-
 static PyMethodDef listener_methods[] = {
-    NOARGS("start", listener_start),
-    NOARGS("stop", listener_stop),
-    NOARGS("close", listener_close),
-    NOARGS("is_serving", listener_is_serving),
-    NOARGS("_fl_resume", listener_resume),
+    FL_NOARGS("start", listener_start),
+    FL_NOARGS("stop", listener_stop),
+    FL_NOARGS("close", listener_close),
+    FL_NOARGS("is_serving", listener_is_serving),
+    FL_NOARGS("_fl_resume", listener_resume),
     {NULL, NULL, 0, NULL},
 };
 

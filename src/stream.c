@@ -19,10 +19,9 @@
 #include <structmember.h>
 
 #define READ_SIZE (256 * 1024)
-#define HIGH_WATER (64 * 1024)
-#define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
 
-#define ST(self) ((self)->loop->state)
+#define ST(self) ((self)->base.loop->state)
+#define B(self) (&(self)->base)
 
 static int stream_on_io(fl_io *io, unsigned events);
 static int force_close(fl_stream *self, PyObject *exc);
@@ -33,30 +32,20 @@ static int force_close(fl_stream *self, PyObject *exc);
 static int
 check_init(fl_stream *self)
 {
-    return fl_tr_check_init(self->initialised);
-}
-
-static PyObject *
-call_in_ctx(fl_stream *self, PyObject *fn, PyObject *const *args,
-            Py_ssize_t nargs)
-{
-    return fl_tr_call_in_ctx(self->context, fn, args, nargs);
+    return fl_tb_check_init(B(self));
 }
 
 static PyObject *
 call_proto(fl_stream *self, const char *name, PyObject *const *args,
            Py_ssize_t nargs)
 {
-    return fl_tr_call_method(self->context, self->protocol, name, args,
-                             nargs);
+    return fl_tb_call_proto(B(self), name, args, nargs);
 }
-
-
 
 static void
 report(fl_stream *self, const char *helper, PyObject *exc, const char *msg)
 {
-    fl_tr_report(self->loop, (PyObject *)self, helper, exc, msg);
+    fl_tb_report(B(self), helper, exc, msg);
 }
 
 static void
@@ -70,7 +59,7 @@ force_close_obj(PyObject *self, PyObject *exc)
 static int
 fatal_error(fl_stream *self, const char *msg)
 {
-    return fl_tr_fatal_error(self->loop, (PyObject *)self, msg,
+    return fl_tr_fatal_error(self->base.loop, (PyObject *)self, msg,
                              force_close_obj);
 }
 
@@ -82,13 +71,6 @@ fatal_errno(fl_stream *self, int err, const char *msg)
     return fatal_error(self, msg);
 }
 
-static int
-call_soon_method(fl_stream *self, const char *name, PyObject *arg)
-{
-    return fl_tr_call_soon(self->loop, (PyObject *)self, name, arg,
-                           self->context);
-}
-
 /* ------------------------------------------------------------------ */
 /* Watcher                                                             */
 
@@ -97,15 +79,15 @@ wanted_mask(fl_stream *self)
 {
     unsigned m = 0;
 
-    if (self->fd_closed || self->loop->closed) {
+    if (self->base.fd_closed || self->base.loop->closed) {
         return 0;
     }
-    if (self->reading && !self->paused && !self->closing &&
+    if (self->base.reading && !self->base.paused && !self->base.closing &&
         !self->read_eof)
     {
         m |= FL_READ;
     }
-    if (self->wbuf.len && !self->conn_lost) {
+    if (self->wbuf.len && !self->base.conn_lost) {
         m |= FL_WRITE;
     }
     return m;
@@ -116,20 +98,10 @@ wanted_mask(fl_stream *self)
 static int
 update_io(fl_stream *self)
 {
-    unsigned m = wanted_mask(self);
-
     if (self->fd_released) {
         return 0;
     }
-    if (m == self->io.wanted) {
-        return 0;
-    }
-    if (m == 0) {
-        /* Keep the fd attached: it stays the transport's. */
-        fl_io_pause(self->loop, &self->io);
-        return 0;
-    }
-    return fl_io_start(self->loop, &self->io, m);
+    return fl_tb_set_mask(B(self), wanted_mask(self));
 }
 
 static void
@@ -143,54 +115,24 @@ update_io_noerr(fl_stream *self)
 /* ------------------------------------------------------------------ */
 /* Flow control                                                        */
 
+/* Write flow control, in the transport's context; SystemExit and
+ * KeyboardInterrupt from the protocol are unraisable. */
 static void
 maybe_pause_protocol(fl_stream *self)
 {
-    PyObject *r;
-
-    if (self->wbuf.size <= self->high || self->protocol_paused) {
-        return;
+    if (fl_tb_maybe_pause(B(self), self->wbuf.size, self->base.context) < 0) {
+        PyErr_WriteUnraisable((PyObject *)self);
     }
-    self->protocol_paused = 1;
-    r = call_proto(self, "pause_writing", NULL, 0);
-    if (r == NULL) {
-        PyObject *exc;
-        if (fl_tr_is_fatal_exc()) {
-            PyErr_WriteUnraisable((PyObject *)self);
-            return;
-        }
-        exc = fl_tr_fetch_exc();
-        report(self, "_fl_protocol_error", exc,
-               "protocol.pause_writing() failed");
-        Py_XDECREF(exc);
-        return;
-    }
-    Py_DECREF(r);
 }
 
 static void
 maybe_resume_protocol(fl_stream *self)
 {
-    PyObject *r;
-
-    if (!self->protocol_paused || self->wbuf.size > self->low) {
-        return;
+    if (fl_tb_maybe_resume(B(self), self->wbuf.size, self->base.context) <
+        0)
+    {
+        PyErr_WriteUnraisable((PyObject *)self);
     }
-    self->protocol_paused = 0;
-    r = call_proto(self, "resume_writing", NULL, 0);
-    if (r == NULL) {
-        PyObject *exc;
-        if (fl_tr_is_fatal_exc()) {
-            PyErr_WriteUnraisable((PyObject *)self);
-            return;
-        }
-        exc = fl_tr_fetch_exc();
-        report(self, "_fl_protocol_error", exc,
-               "protocol.resume_writing() failed");
-        Py_XDECREF(exc);
-        return;
-    }
-    Py_DECREF(r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -201,11 +143,11 @@ maybe_resume_protocol(fl_stream *self)
 static void
 close_fd(fl_stream *self)
 {
-    if (self->fd_closed) {
+    if (self->base.fd_closed) {
         return;
     }
-    self->fd_closed = 1;
-    fl_io_stop(self->loop, &self->io);
+    self->base.fd_closed = 1;
+    fl_io_stop(self->base.loop, &self->base.io);
     if (self->sock != NULL) {
         PyObject *r = PyObject_CallMethod(self->sock, "close", NULL);
         if (r == NULL) {
@@ -213,10 +155,10 @@ close_fd(fl_stream *self)
         }
         Py_XDECREF(r);
     }
-    else if (self->io.fd >= 0) {
-        close(self->io.fd);
+    else if (self->base.io.fd >= 0) {
+        close(self->base.io.fd);
     }
-    self->io.fd = -1;
+    self->base.io.fd = -1;
 }
 
 /* Resolves the sendfile empty waiter, unless it is already done (its task
@@ -270,18 +212,19 @@ force_close(fl_stream *self, PyObject *exc)
 {
     int rc = 0;
 
-    if (self->conn_lost) {
+    if (self->base.conn_lost) {
         return 0;
     }
     if (self->wbuf.len) {
         fl_wbuf_clear(&self->wbuf);
     }
-    self->closing = 1;
-    self->conn_lost++;
+    self->base.closing = 1;
+    self->base.conn_lost++;
     Py_INCREF(self);
     update_io_noerr(self);
     /* Fails (RuntimeError) only on a closed loop, like call_soon. */
-    rc = call_soon_method(self, "_call_connection_lost", exc ? exc : Py_None);
+    rc = fl_tb_call_soon(B(self), "_call_connection_lost",
+                         exc ? exc : Py_None);
     Py_DECREF(self);
     return rc;
 }
@@ -295,7 +238,7 @@ stream_call_connection_lost(fl_stream *self, PyObject *exc)
         return NULL;
     }
     Py_INCREF(self);
-    if (self->protocol_connected && self->protocol != NULL) {
+    if (self->base.protocol_connected && self->base.protocol != NULL) {
         r = call_proto(self, "connection_lost", &exc, 1);
     }
     else {
@@ -307,7 +250,7 @@ stream_call_connection_lost(fl_stream *self, PyObject *exc)
     fail_empty_waiter(self, exc);
     fl_wbuf_clear(&self->wbuf);
     close_fd(self);
-    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->base.protocol);
     Py_CLEAR(self->data_received);
     Py_CLEAR(self->get_buffer);
     Py_CLEAR(self->buffer_updated);
@@ -383,7 +326,7 @@ read_buffered(fl_stream *self)
     if (arg == NULL) {
         return -1;
     }
-    buf = call_in_ctx(self, self->get_buffer, &arg, 1);
+    buf = fl_tb_call_in_ctx(B(self), self->get_buffer, &arg, 1);
     Py_DECREF(arg);
     if (buf == NULL) {
         return fatal_error(self,
@@ -402,7 +345,7 @@ read_buffered(fl_stream *self)
         return fatal_error(self,
                            "Fatal error: protocol.get_buffer() call failed.");
     }
-    n = do_recv(self->io.fd, view.buf, (size_t)view.len);
+    n = do_recv(self->base.io.fd, view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
     Py_DECREF(buf);
     if (n == -EAGAIN || n == -EWOULDBLOCK) {
@@ -419,7 +362,7 @@ read_buffered(fl_stream *self)
     if (arg == NULL) {
         return -1;
     }
-    r = call_in_ctx(self, self->buffer_updated, &arg, 1);
+    r = fl_tb_call_in_ctx(B(self), self->buffer_updated, &arg, 1);
     Py_DECREF(arg);
     if (r == NULL) {
         return fatal_error(
@@ -477,7 +420,7 @@ keep_data(fl_loop *loop, PyObject *data)
 static int
 read_data(fl_stream *self)
 {
-    fl_loop *loop = self->loop;
+    fl_loop *loop = self->base.loop;
     PyObject *data, *r;
     ssize_t n;
 
@@ -490,7 +433,7 @@ read_data(fl_stream *self)
             return -1;
         }
     }
-    n = do_recv(self->io.fd, loop->rbuf, READ_SIZE);
+    n = do_recv(self->base.io.fd, loop->rbuf, READ_SIZE);
     if (n == -EAGAIN || n == -EWOULDBLOCK) {
         return 0;
     }
@@ -505,7 +448,7 @@ read_data(fl_stream *self)
     if (data == NULL) {
         return -1;
     }
-    r = call_in_ctx(self, self->data_received, &data, 1);
+    r = fl_tb_call_in_ctx(B(self), self->data_received, &data, 1);
     keep_data(loop, data);
     if (r == NULL) {
         return fatal_error(self,
@@ -523,10 +466,10 @@ on_writable(fl_stream *self)
 {
     ssize_t n;
 
-    if (self->conn_lost || self->wbuf.len == 0) {
+    if (self->base.conn_lost || self->wbuf.len == 0) {
         return update_io(self);
     }
-    n = fl_wbuf_write(&self->wbuf, self->io.fd, 1);
+    n = fl_wbuf_write(&self->wbuf, self->base.io.fd, 1);
     if (n == -EAGAIN || n == -EWOULDBLOCK) {
         return 0;
     }
@@ -552,9 +495,9 @@ on_writable(fl_stream *self)
     if (self->wbuf.len == 0) {
         update_io_noerr(self);
         settle_empty_waiter(self, NULL);
-        if (self->closing) {
+        if (self->base.closing) {
             PyObject *r;
-            self->conn_lost++;
+            self->base.conn_lost++;
             r = stream_call_connection_lost(self, Py_None);
             if (r == NULL) {
                 if (fl_tr_is_fatal_exc()) {
@@ -565,7 +508,7 @@ on_writable(fl_stream *self)
             Py_XDECREF(r);
         }
         else if (self->eof) {
-            shutdown(self->io.fd, SHUT_WR);
+            shutdown(self->base.io.fd, SHUT_WR);
         }
     }
     return 0;
@@ -577,11 +520,11 @@ stream_on_io(fl_io *io, unsigned events)
     fl_stream *self = (fl_stream *)io->owner;
     int rc = 0;
 
-    if ((events & FL_WRITE) && (self->io.wanted & FL_WRITE)) {
+    if ((events & FL_WRITE) && (self->base.io.wanted & FL_WRITE)) {
         rc = on_writable(self);
     }
-    if (rc == 0 && (events & FL_READ) && (self->io.wanted & FL_READ) &&
-        !self->conn_lost)
+    if (rc == 0 && (events & FL_READ) && (self->base.io.wanted & FL_READ) &&
+        !self->base.conn_lost)
     {
         rc = self->buffered ? read_buffered(self) : read_data(self);
     }
@@ -641,24 +584,20 @@ stream_write(fl_stream *self, PyObject *data)
         release_view(&view);
         Py_RETURN_NONE;
     }
-    if (self->conn_lost || self->fd_closed) {
+    if (self->base.conn_lost || self->base.fd_closed) {
         release_view(&view);
-        if (self->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
-            PyObject *r = PyObject_CallMethod(
-                (PyObject *)self->loop, "_fl_log_warning", "s",
-                "socket.send() raised exception.");
-            Py_XDECREF(r);
-            if (r == NULL) {
-                return NULL;
-            }
+        if (fl_tb_lost_write(B(self), "socket.send() raised exception.") <
+            0)
+        {
+            return NULL;
         }
-        self->conn_lost++;
         Py_RETURN_NONE;
     }
     if (self->wbuf.len == 0) {
         /* Nothing queued: try to send right away. */
         do {
-            n = send(self->io.fd, view.buf, (size_t)view.len, MSG_NOSIGNAL);
+            n = send(self->base.io.fd, view.buf, (size_t)view.len,
+                     MSG_NOSIGNAL);
         } while (n < 0 && errno == EINTR);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             int err = errno;
@@ -722,7 +661,7 @@ stream_writelines(fl_stream *self, PyObject *lines)
                         "unable to writelines; sendfile is in progress");
         return NULL;
     }
-    if (self->conn_lost) {
+    if (self->base.conn_lost) {
         /* Same bookkeeping as write(). */
         it = PyObject_GetIter(lines);
         if (it == NULL) {
@@ -783,7 +722,7 @@ stream_writelines(fl_stream *self, PyObject *lines)
         return NULL;
     }
     if (was_empty && self->wbuf.len) {
-        ssize_t n = fl_wbuf_write(&self->wbuf, self->io.fd, 1);
+        ssize_t n = fl_wbuf_write(&self->wbuf, self->base.io.fd, 1);
         if (n >= 0) {
             fl_wbuf_consume(&self->wbuf, n);
         }
@@ -810,12 +749,12 @@ stream_write_eof(fl_stream *self, PyObject *unused)
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (self->closing || self->eof) {
+    if (self->base.closing || self->eof) {
         Py_RETURN_NONE;
     }
     self->eof = 1;
-    if (self->wbuf.len == 0 && !self->fd_closed &&
-        shutdown(self->io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
+    if (self->wbuf.len == 0 && !self->base.fd_closed &&
+        shutdown(self->base.io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
     {
         PyErr_SetFromErrno(PyExc_OSError);
         return NULL;
@@ -832,173 +771,31 @@ stream_can_write_eof(fl_stream *self, PyObject *unused)
 static PyObject *
 stream_close(fl_stream *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
+    if (check_init(self) < 0 || fl_tb_close(B(self), self->wbuf.len != 0) < 0)
+    {
         return NULL;
     }
-    if (self->closing) {
-        Py_RETURN_NONE;
-    }
-    self->closing = 1;
-    Py_INCREF(self);
-    if (self->wbuf.len == 0) {
-        self->conn_lost++;
-        update_io_noerr(self);
-        if (call_soon_method(self, "_call_connection_lost", Py_None) < 0) {
-            Py_DECREF(self);
-            return NULL;
-        }
-    }
-    else {
-        update_io_noerr(self);
-    }
-    Py_DECREF(self);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-stream_abort(fl_stream *self, PyObject *unused)
-{
-    if (check_init(self) < 0) {
-        return NULL;
-    }
-    if (force_close(self, NULL) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-stream_is_closing(fl_stream *self, PyObject *unused)
-{
-    return PyBool_FromLong(self->closing);
-}
-
-static PyObject *
-stream_is_reading(fl_stream *self, PyObject *unused)
-{
-    return PyBool_FromLong(!self->paused && !self->closing);
-}
-
-static PyObject *
-stream_pause_reading(fl_stream *self, PyObject *unused)
-{
-    if (check_init(self) < 0) {
-        return NULL;
-    }
-    if (self->closing || self->paused) {
-        Py_RETURN_NONE;
-    }
-    self->paused = 1;
-    Py_INCREF(self);
-    update_io_noerr(self);
-    Py_DECREF(self);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 stream_resume_reading(fl_stream *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
-        return NULL;
+    if (self->base.paused && !self->base.closing) {
+        self->read_eof = 0; /* asyncio re-adds the reader (sees EOF again) */
     }
-    if (self->closing || !self->paused) {
-        Py_RETURN_NONE;
-    }
-    self->paused = 0;
-    self->read_eof = 0; /* asyncio re-adds the reader (and sees EOF again) */
-    if (update_io(self) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-/* Runs (scheduled after connection_made) to start the read watcher. */
-static PyObject *
-stream_start_reading(fl_stream *self, PyObject *unused)
-{
-    if (check_init(self) < 0) {
-        return NULL;
-    }
-    self->reading = 1;
-    if (update_io(self) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static int
-set_limits(fl_stream *self, PyObject *high_o, PyObject *low_o)
-{
-    Py_ssize_t high, low;
-
-    if (high_o == Py_None) {
-        if (low_o == Py_None) {
-            high = HIGH_WATER;
-        }
-        else {
-            low = PyLong_AsSsize_t(low_o);
-            if (low == -1 && PyErr_Occurred()) {
-                return -1;
-            }
-            high = 4 * low;
-        }
-    }
-    else {
-        high = PyLong_AsSsize_t(high_o);
-        if (high == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    if (low_o == Py_None) {
-        low = high / 4;
-    }
-    else {
-        low = PyLong_AsSsize_t(low_o);
-        if (low == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    if (!(high >= low && low >= 0)) {
-        PyErr_Format(PyExc_ValueError,
-                     "high (%zd) must be >= low (%zd) must be >= 0", high,
-                     low);
-        return -1;
-    }
-    self->high = high;
-    self->low = low;
-    return 0;
+    return fl_tb_resume_reading_meth((PyObject *)self, unused);
 }
 
 static PyObject *
 stream_set_write_buffer_limits(fl_stream *self, PyObject *args,
                                PyObject *kwargs)
 {
-    static char *kwlist[] = {"high", "low", NULL};
-    PyObject *high = Py_None, *low = Py_None;
-
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs,
-                                     "|OO:set_write_buffer_limits", kwlist,
-                                     &high, &low))
-    {
-        return NULL;
-    }
-    if (check_init(self) < 0 || set_limits(self, high, low) < 0) {
+    if (fl_tb_set_limits(B(self), args, kwargs) < 0) {
         return NULL;
     }
     maybe_pause_protocol(self);
     Py_RETURN_NONE;
-}
-
-static PyObject *
-stream_get_write_buffer_limits(fl_stream *self, PyObject *unused)
-{
-    return Py_BuildValue("(nn)", self->low, self->high);
-}
-
-static PyObject *
-stream_get_write_buffer_size(fl_stream *self, PyObject *unused)
-{
-    return PyLong_FromSsize_t(self->wbuf.size);
 }
 
 static int
@@ -1031,8 +828,7 @@ set_protocol(fl_stream *self, PyObject *protocol)
         }
     }
     self->buffered = (char)buffered;
-    Py_XSETREF(self->protocol, Py_NewRef(protocol));
-    self->protocol_connected = 1;
+    fl_tb_set_protocol(B(self), protocol);
     return 0;
 }
 
@@ -1045,28 +841,22 @@ stream_set_protocol(fl_stream *self, PyObject *protocol)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-stream_get_protocol(fl_stream *self, PyObject *unused)
-{
-    return Py_NewRef(self->protocol ? self->protocol : Py_None);
-}
-
 /* Returns the socket object, creating it for an accepted fd on demand
  * (it then owns the fd). New reference or NULL. */
 static PyObject *
 get_sock(fl_stream *self)
 {
-    if (!self->initialised && self->sock == NULL) {
+    if (!self->base.initialised && self->sock == NULL) {
         Py_RETURN_NONE; /* made by __new__ alone: there is no fd */
     }
     if (self->sock == NULL) {
-        if (self->fd_closed || self->io.fd < 0) {
+        if (self->base.fd_closed || self->base.io.fd < 0) {
             Py_RETURN_NONE;
         }
         PyObject *r;
         self->sock = PyObject_CallFunction(
             ST(self)->socket_socket, "iiii", self->family, self->socktype,
-            self->proto, self->io.fd);
+            self->proto, self->base.io.fd);
         if (self->sock == NULL) {
             return NULL;
         }
@@ -1111,7 +901,7 @@ compute_extra(fl_stream *self, PyObject *name)
         PyErr_Clear();
         return NULL;
     }
-    if (PyDict_SetItem(self->extra, name, r) < 0) {
+    if (PyDict_SetItem(self->base.extra, name, r) < 0) {
         PyErr_Clear();
     }
     return r;
@@ -1128,32 +918,21 @@ stream_get_extra_info(fl_stream *self, PyObject *args, PyObject *kwargs)
     {
         return NULL;
     }
-    if (self->extra != NULL && PyDict_Check(self->extra)) {
-        v = PyDict_GetItemWithError(self->extra, name);
+    if (self->base.extra != NULL && PyDict_Check(self->base.extra)) {
+        v = PyDict_GetItemWithError(self->base.extra, name);
         if (v != NULL) {
             return Py_NewRef(v);
         }
         if (PyErr_Occurred()) {
             return NULL;
         }
-        if (self->initialised && (v = compute_extra(self, name)) != NULL) {
+        if (self->base.initialised &&
+            (v = compute_extra(self, name)) != NULL)
+        {
             return v;
         }
     }
     return Py_NewRef(dflt);
-}
-
-/* asyncio's _force_close(exc), used by sslproto on the raw transport. */
-static PyObject *
-stream_force_close_meth(fl_stream *self, PyObject *exc)
-{
-    if (check_init(self) < 0) {
-        return NULL;
-    }
-    if (force_close(self, exc == Py_None ? NULL : exc) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
 }
 
 /* Lend the fd to the loop's sock_* machinery (native sendfile), as
@@ -1165,11 +944,11 @@ stream_release_fd(fl_stream *self, PyObject *unused)
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (self->fd_closed || self->fd_released) {
+    if (self->base.fd_closed || self->fd_released) {
         Py_RETURN_NONE;
     }
     Py_INCREF(self);
-    fl_io_stop(self->loop, &self->io);
+    fl_io_stop(self->base.loop, &self->base.io);
     self->fd_released = 1;
     Py_DECREF(self);
     Py_RETURN_NONE;
@@ -1185,11 +964,11 @@ stream_claim_fd(fl_stream *self, PyObject *unused)
         Py_RETURN_NONE;
     }
     self->fd_released = 0;
-    if (self->fd_closed) {
+    if (self->base.fd_closed) {
         Py_RETURN_NONE;
     }
-    if (self->io.wanted == 0) {
-        fl_io_pause(self->loop, &self->io);
+    if (self->base.io.wanted == 0) {
+        fl_io_pause(self->base.loop, &self->base.io);
     }
     if (update_io(self) < 0) {
         return NULL;
@@ -1209,7 +988,8 @@ stream_make_empty_waiter(fl_stream *self, PyObject *unused)
         PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
         return NULL;
     }
-    f = PyObject_CallMethod((PyObject *)self->loop, "create_future", NULL);
+    f = PyObject_CallMethod((PyObject *)self->base.loop, "create_future",
+                            NULL);
     if (f == NULL) {
         return NULL;
     }
@@ -1235,15 +1015,7 @@ stream_reset_empty_waiter(fl_stream *self, PyObject *unused)
 static PyObject *
 stream_repr(fl_stream *self)
 {
-    const char *state = self->fd_closed ? " closed"
-                        : self->closing ? " closing"
-                                        : "";
-    const char *rd = self->io.wanted & FL_READ ? "polling" : "idle";
-
-    return PyUnicode_FromFormat(
-        "<%s%s fd=%d read=%s write=<%s, bufsize=%zd>>",
-        Py_TYPE(self)->tp_name, state, self->fd_closed ? -1 : self->io.fd,
-        rd, self->wbuf.len ? "polling" : "idle", self->wbuf.size);
+    return fl_tb_sock_repr(B(self), self->wbuf.len != 0, self->wbuf.size);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1257,10 +1029,13 @@ set_nodelay(fl_stream *self)
     if ((self->family == AF_INET || self->family == AF_INET6) &&
         self->socktype == SOCK_STREAM)
     {
-        setsockopt(self->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(self->base.io.fd, IPPROTO_TCP, TCP_NODELAY, &one,
+                   sizeof(one));
     }
     return 0;
 }
+
+static const fl_transport_ops stream_ops;
 
 /* Shared by the Python constructor and the accept loop: everything
  * asyncio's _SelectorSocketTransport.__init__ does after the socket is
@@ -1269,29 +1044,9 @@ static int
 setup(fl_stream *self, fl_loop *loop, PyObject *protocol, PyObject *waiter,
       PyObject *extra, PyObject *server)
 {
-    fl_state *st = loop->state;
-    PyObject *args[2], *h;
-
-    self->loop = (fl_loop *)Py_NewRef((PyObject *)loop);
-    self->io.owner = (PyObject *)self;
-    self->io.cb = stream_on_io;
-    self->io.wanted = 0;
-    self->high = HIGH_WATER;
-    self->low = HIGH_WATER / 4;
-    self->context = PyContext_CopyCurrent();
-    if (self->context == NULL) {
-        return -1;
-    }
-    self->extra = PyDict_New();
-    if (self->extra == NULL) {
-        return -1;
-    }
-    if (extra != NULL && extra != Py_None &&
-        PyDict_Update(self->extra, extra) < 0)
+    if (fl_tb_setup(B(self), loop, &stream_ops, stream_on_io, extra) < 0 ||
+        set_protocol(self, protocol) < 0)
     {
-        return -1;
-    }
-    if (set_protocol(self, protocol) < 0) {
         return -1;
     }
     set_nodelay(self);
@@ -1304,56 +1059,9 @@ setup(fl_stream *self, fl_loop *loop, PyObject *protocol, PyObject *waiter,
         Py_DECREF(r);
         self->server = Py_NewRef(server);
     }
-    self->initialised = 1;
-    /* connection_made, then reading, then the waiter: as asyncio. */
-    args[0] = (PyObject *)self;
-    h = PyObject_GetAttrString(protocol, "connection_made");
-    if (h == NULL) {
-        return -1;
-    }
-    {
-        PyObject *hh = fl_handle_new(st, loop, h, args, 1, self->context);
-        Py_DECREF(h);
-        if (hh == NULL || fl_ready_push(&loop->ready, hh) < 0) {
-            Py_XDECREF(hh);
-            return -1;
-        }
-        Py_DECREF(hh);
-    }
-    if (call_soon_method(self, "_fl_start_reading", NULL) < 0) {
-        return -1;
-    }
-    if (waiter != NULL && waiter != Py_None) {
-        PyObject *hh;
-        args[0] = waiter;
-        args[1] = Py_None;
-        hh = fl_handle_new(st, loop, st->set_result_unless_cancelled, args,
-                           2, self->context);
-        if (hh == NULL || fl_ready_push(&loop->ready, hh) < 0) {
-            Py_XDECREF(hh);
-            return -1;
-        }
-        Py_DECREF(hh);
-    }
-    return 0;
-}
-
-static int
-sock_int(PyObject *sock, const char *attr, int *out)
-{
-    PyObject *v = PyObject_GetAttrString(sock, attr);
-    long l;
-
-    if (v == NULL) {
-        return -1;
-    }
-    l = PyLong_AsLong(v);
-    Py_DECREF(v);
-    if (l == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    *out = (int)l;
-    return 0;
+    self->base.initialised = 1;
+    return fl_tb_schedule_start(B(self), protocol, "_fl_start_reading",
+                                waiter);
 }
 
 static int
@@ -1362,7 +1070,7 @@ stream_init(fl_stream *self, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"loop", "sock", "protocol", "waiter",
                              "extra", "server", NULL};
     PyObject *loop, *sock, *protocol, *waiter = Py_None, *extra = Py_None;
-    PyObject *server = Py_None, *r;
+    PyObject *server = Py_None;
     int fd;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOO:StreamTransport",
@@ -1371,40 +1079,16 @@ stream_init(fl_stream *self, PyObject *args, PyObject *kwargs)
     {
         return -1;
     }
-    if (self->initialised) {
-        PyErr_SetString(PyExc_RuntimeError, "transport already initialised");
-        return -1;
-    }
-    if (!fl_is_loop(loop)) {
-        PyErr_SetString(PyExc_TypeError, "loop must be a fastloop Loop");
-        return -1;
-    }
-    if (fl_loop_check_closed((fl_loop *)loop) < 0) {
-        return -1;
-    }
-    if (extra != Py_None && !PyDict_Check(extra)) {
-        PyErr_SetString(PyExc_TypeError, "extra must be a dict or None");
-        return -1;
-    }
-    if (fl_tr_check_socklike(sock) < 0) {
-        return -1;
-    }
-    if ((fd = fl_fd_from_object(sock)) < 0) {
-        return -1;
-    }
-    if (sock_int(sock, "family", &self->family) < 0 ||
-        sock_int(sock, "type", &self->socktype) < 0 ||
-        sock_int(sock, "proto", &self->proto) < 0)
+    if (fl_tb_init_check(B(self), loop, extra) < 0 ||
+        fl_tr_check_socklike(sock) < 0 ||
+        fl_tr_sock_params(sock, &fd, &self->family, &self->socktype,
+                          &self->proto) < 0 ||
+        fl_tr_set_nonblocking(sock) < 0)
     {
         return -1;
     }
-    r = PyObject_CallMethod(sock, "setblocking", "O", Py_False);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
     self->sock = Py_NewRef(sock);
-    self->io.fd = fd;
+    self->base.io.fd = fd;
     return setup(self, (fl_loop *)loop, protocol, waiter, extra, server);
 }
 
@@ -1421,14 +1105,14 @@ fl_stream_accepted(fl_loop *loop, int fd, int family, int socktype,
     if (self == NULL) {
         return NULL;
     }
-    self->io.fd = fd;
+    self->base.io.fd = fd;
     self->family = family;
     self->socktype = socktype;
     self->proto = proto;
     if (peername != NULL) {
         extra = Py_BuildValue("{s:O}", "peername", peername);
         if (extra == NULL) {
-            self->fd_closed = 1; /* the caller still owns fd */
+            self->base.fd_closed = 1; /* the caller still owns fd */
             Py_DECREF(self);
             return NULL;
         }
@@ -1437,9 +1121,9 @@ fl_stream_accepted(fl_loop *loop, int fd, int family, int socktype,
     Py_XDECREF(extra);
     if (rc < 0) {
         /* Give the fd back: the caller closes it. */
-        fl_io_stop(loop, &self->io);
-        self->fd_closed = 1;
-        self->io.fd = -1;
+        fl_io_stop(loop, &self->base.io);
+        self->base.fd_closed = 1;
+        self->base.io.fd = -1;
         Py_DECREF(self);
         return NULL;
     }
@@ -1452,83 +1136,75 @@ fl_stream_accepted(fl_loop *loop, int fd, int family, int socktype,
 static int
 stream_traverse(fl_stream *self, visitproc visit, void *arg)
 {
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->extra);
-    Py_VISIT(self->loop);
     Py_VISIT(self->sock);
-    Py_VISIT(self->protocol);
     Py_VISIT(self->server);
-    Py_VISIT(self->context);
     Py_VISIT(self->data_received);
     Py_VISIT(self->get_buffer);
     Py_VISIT(self->buffer_updated);
     Py_VISIT(self->empty_waiter);
-    Py_VISIT(self->dict);
-    return fl_wbuf_traverse(&self->wbuf, visit, arg);
+    if (fl_wbuf_traverse(&self->wbuf, visit, arg) < 0) {
+        return -1;
+    }
+    return fl_tb_traverse(B(self), visit, arg);
 }
 
 static int
 stream_clear(fl_stream *self)
 {
     fl_wbuf_clear(&self->wbuf);
-    Py_CLEAR(self->extra);
-    Py_CLEAR(self->protocol);
     Py_CLEAR(self->server);
-    Py_CLEAR(self->context);
     Py_CLEAR(self->data_received);
     Py_CLEAR(self->get_buffer);
     Py_CLEAR(self->buffer_updated);
     Py_CLEAR(self->empty_waiter);
-    Py_CLEAR(self->dict);
+    fl_tb_clear(B(self));
     /* sock and loop stay until dealloc: the fd must be closed exactly once,
      * and close_fd needs both. */
     return 0;
 }
 
 static void
-stream_finalize(fl_stream *self)
-{
-    PyObject *et, *ev, *etb;
-
-    if (!self->initialised || self->fd_closed) {
-        return;
-    }
-    PyErr_Fetch(&et, &ev, &etb);
-    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed transport %R",
-                              (PyObject *)self) < 0)
-    {
-        PyErr_WriteUnraisable((PyObject *)self);
-    }
-    close_fd(self);
-    PyErr_Restore(et, ev, etb);
-}
-
-static void
 stream_dealloc(fl_stream *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
-
-    /* Weak references die first, as when the collector frees a cycle: the
-     * ResourceWarning below holds the transport as its source. */
-    PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
-    }
-    PyObject_GC_Track(self);
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+    if (fl_tb_dealloc_begin(B(self)) < 0) {
         return; /* resurrected */
-    }
-    PyObject_GC_UnTrack(self);
-    if (self->initialised && !self->fd_closed) {
-        close_fd(self);
     }
     stream_clear(self);
     Py_CLEAR(self->sock);
-    Py_CLEAR(self->loop);
     fl_wbuf_free(&self->wbuf);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
+    fl_tb_dealloc_end(B(self));
 }
+
+static int
+ops_update_io(fl_transport_base *b)
+{
+    return update_io((fl_stream *)b);
+}
+
+static int
+ops_force_close(fl_transport_base *b, PyObject *exc)
+{
+    return force_close((fl_stream *)b, exc);
+}
+
+static void
+ops_close_fd(fl_transport_base *b)
+{
+    close_fd((fl_stream *)b);
+}
+
+static Py_ssize_t
+ops_buffer_size(fl_transport_base *b)
+{
+    return ((fl_stream *)b)->wbuf.size;
+}
+
+static const fl_transport_ops stream_ops = {
+    .update_io = ops_update_io,
+    .force_close = ops_force_close,
+    .close_fd = ops_close_fd,
+    .buffer_size = ops_buffer_size,
+};
 
 static PyObject *
 get_sock_attr(fl_stream *self, void *c)
@@ -1536,115 +1212,58 @@ get_sock_attr(fl_stream *self, void *c)
     return get_sock(self);
 }
 
-static PyObject *
-get_sock_fd(fl_stream *self, void *c)
-{
-    return PyLong_FromLong(self->fd_closed || !self->initialised ? -1
-                                                                 : self->io.fd);
-}
-
-static PyObject *
-get_conn_lost(fl_stream *self, void *c)
-{
-    return PyLong_FromLong(self->conn_lost);
-}
-
-static PyObject *
-get_closing(fl_stream *self, void *c)
-{
-    return PyBool_FromLong(self->closing);
-}
-
-static PyObject *
-get_loop(fl_stream *self, void *c)
-{
-    if (self->fd_closed || self->loop == NULL) {
-        Py_RETURN_NONE;
-    }
-    return Py_NewRef((PyObject *)self->loop);
-}
-
-static PyObject *
-get_protocol_attr(fl_stream *self, void *c)
-{
-    return Py_NewRef(self->protocol ? self->protocol : Py_None);
-}
-
-static PyObject *
-get_paused(fl_stream *self, void *c)
-{
-    return PyBool_FromLong(self->paused);
-}
-
-static PyObject *
-get_protocol_paused(fl_stream *self, void *c)
-{
-    return PyBool_FromLong(self->protocol_paused);
-}
-
 static PyGetSetDef stream_getset[] = {
-    {"_sock", (getter)get_sock_attr, NULL, NULL, NULL},
-    {"_sock_fd", (getter)get_sock_fd, NULL, NULL, NULL},
-    {"_conn_lost", (getter)get_conn_lost, NULL, NULL, NULL},
-    {"_closing", (getter)get_closing, NULL, NULL, NULL},
-    {"_loop", (getter)get_loop, NULL, NULL, NULL},
-    {"_protocol", (getter)get_protocol_attr, NULL, NULL, NULL},
-    {"_paused", (getter)get_paused, NULL, NULL, NULL},
-    {"_protocol_paused", (getter)get_protocol_paused, NULL, NULL, NULL},
+    FL_GETTER("_sock", get_sock_attr),
+    FL_GETTER("_sock_fd", fl_tb_get_sock_fd),
+    FL_GETTER("_conn_lost", fl_tb_get_conn_lost),
+    FL_GETTER("_closing", fl_tb_get_closing),
+    FL_GETTER("_loop", fl_tb_get_loop),
+    FL_GETTER("_protocol", fl_tb_get_protocol_attr),
+    FL_GETTER("_paused", fl_tb_get_paused),
+    FL_GETTER("_protocol_paused", fl_tb_get_protocol_paused),
     {NULL},
 };
-
-/* The doc gives the text signature (inspect, mypy stubtest). */
-#define NOARGS(name, fn) \
-    {name, (PyCFunction)fn, METH_NOARGS, name "($self, /)\n--\n\n"}
 
 static PyMethodDef stream_methods[] = {
     {"write", (PyCFunction)stream_write, METH_O, "write($self, data, /)\n--\n\n"},
     {"writelines", (PyCFunction)stream_writelines, METH_O, "writelines($self, list_of_data, /)\n--\n\n"},
-    NOARGS("write_eof", stream_write_eof),
-    NOARGS("can_write_eof", stream_can_write_eof),
-    NOARGS("close", stream_close),
-    NOARGS("abort", stream_abort),
-    NOARGS("is_closing", stream_is_closing),
-    NOARGS("is_reading", stream_is_reading),
-    NOARGS("pause_reading", stream_pause_reading),
-    NOARGS("resume_reading", stream_resume_reading),
+    FL_NOARGS("write_eof", stream_write_eof),
+    FL_NOARGS("can_write_eof", stream_can_write_eof),
+    FL_NOARGS("close", stream_close),
+    FL_NOARGS("abort", fl_tb_abort),
+    FL_NOARGS("is_closing", fl_tb_is_closing),
+    FL_NOARGS("is_reading", fl_tb_is_reading),
+    FL_NOARGS("pause_reading", fl_tb_pause_reading_meth),
+    FL_NOARGS("resume_reading", stream_resume_reading),
     {"set_write_buffer_limits",
      (PyCFunction)(void (*)(void))stream_set_write_buffer_limits,
      METH_VARARGS | METH_KEYWORDS, "set_write_buffer_limits($self, high=None, low=None)\n--\n\n"},
-    NOARGS("get_write_buffer_limits", stream_get_write_buffer_limits),
-    NOARGS("get_write_buffer_size", stream_get_write_buffer_size),
+    FL_NOARGS("get_write_buffer_limits", fl_tb_get_write_buffer_limits),
+    FL_NOARGS("get_write_buffer_size", fl_tb_get_write_buffer_size),
     {"set_protocol", (PyCFunction)stream_set_protocol, METH_O, "set_protocol($self, protocol, /)\n--\n\n"},
-    NOARGS("get_protocol", stream_get_protocol),
+    FL_NOARGS("get_protocol", fl_tb_get_protocol),
     {"get_extra_info", (PyCFunction)(void (*)(void))stream_get_extra_info,
      METH_VARARGS | METH_KEYWORDS, "get_extra_info($self, name, default=None)\n--\n\n"},
     {"_call_connection_lost", (PyCFunction)stream_call_connection_lost,
      METH_O, "_call_connection_lost($self, exc, /)\n--\n\n"},
-    NOARGS("_fl_start_reading", stream_start_reading),
-    NOARGS("_make_empty_waiter", stream_make_empty_waiter),
-    NOARGS("_reset_empty_waiter", stream_reset_empty_waiter),
-    {"_force_close", (PyCFunction)stream_force_close_meth, METH_O, "_force_close($self, exc, /)\n--\n\n"},
-    NOARGS("_fl_release_fd", stream_release_fd),
-    NOARGS("_fl_claim_fd", stream_claim_fd),
+    FL_NOARGS("_fl_start_reading", fl_tb_start_reading),
+    FL_NOARGS("_make_empty_waiter", stream_make_empty_waiter),
+    FL_NOARGS("_reset_empty_waiter", stream_reset_empty_waiter),
+    {"_force_close", (PyCFunction)fl_tb_force_close_meth, METH_O, "_force_close($self, exc, /)\n--\n\n"},
+    FL_NOARGS("_fl_release_fd", stream_release_fd),
+    FL_NOARGS("_fl_claim_fd", stream_claim_fd),
     {NULL, NULL, 0, NULL},
-};
-
-static PyMemberDef stream_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(fl_stream, weakreflist),
-     READONLY},
-    {"__dictoffset__", T_PYSSIZET, offsetof(fl_stream, dict), READONLY},
-    {NULL},
 };
 
 static PyType_Slot stream_slots[] = {
     {Py_tp_init, stream_init},
     {Py_tp_dealloc, stream_dealloc},
-    {Py_tp_finalize, stream_finalize},
+    {Py_tp_finalize, fl_tb_finalize},
     {Py_tp_traverse, stream_traverse},
     {Py_tp_clear, stream_clear},
     {Py_tp_methods, stream_methods},
     {Py_tp_getset, stream_getset},
-    {Py_tp_members, stream_members},
+    {Py_tp_members, fl_tb_members},
     {Py_tp_repr, stream_repr},
     {Py_tp_doc, "A stream (TCP or Unix) transport of a fastloop Loop."},
     {0, NULL},
@@ -1660,38 +1279,13 @@ static PyType_Spec stream_spec = {
 int
 fl_stream_init_type(PyObject *mod, fl_state *st)
 {
-    PyTypeObject *base = (PyTypeObject *)st->aio_Transport;
-    Py_ssize_t extra_off;
-    PyObject *d;
+    PyObject *bases = PyTuple_Pack(1, st->aio_Transport);
 
-    /* Our struct starts with asyncio.BaseTransport's only slot, _extra. */
-    d = PyObject_GetAttrString(st->aio_Transport, "_extra");
-    if (d == NULL) {
+    if (bases == NULL) {
         return -1;
     }
-    extra_off = Py_IS_TYPE(d, &PyMemberDescr_Type)
-                    ? ((PyMemberDescrObject *)d)->d_member->offset
-                    : -1;
-    Py_DECREF(d);
-    if (!PyType_Check(st->aio_Transport) ||
-        extra_off != offsetof(fl_stream, extra) ||
-        base->tp_basicsize != offsetof(fl_stream, io))
-    {
-        PyErr_SetString(PyExc_ImportError,
-                        "fastloop: unexpected layout of asyncio.Transport");
-        return -1;
-    }
-    /* 3.9 wants a tuple of bases. */
-    d = PyTuple_Pack(1, st->aio_Transport);
-    if (d == NULL) {
-        return -1;
-    }
-    st->StreamTransportType =
-        (PyTypeObject *)PyType_FromModuleAndSpec(mod, &stream_spec, d);
-    Py_DECREF(d);
-    if (st->StreamTransportType == NULL) {
-        return -1;
-    }
-    return PyModule_AddObject(mod, "StreamTransport",
-                              Py_NewRef((PyObject *)st->StreamTransportType));
+    st->StreamTransportType = fl_tb_add_type(
+        mod, &stream_spec, bases, "StreamTransport", "asyncio.Transport");
+    Py_DECREF(bases);
+    return st->StreamTransportType == NULL ? -1 : 0;
 }

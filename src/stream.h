@@ -3,39 +3,23 @@
 #ifndef FASTLOOP_STREAM_H
 #define FASTLOOP_STREAM_H
 
-#include "fastloop.h"
+#include "transport.h"
 #include "wbuf.h"
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *extra; /* asyncio.BaseTransport's `_extra` slot (a dict) */
-    fl_io io;        /* io.owner == self */
-    fl_loop *loop;
-    PyObject *sock;     /* socket.socket, or NULL until needed */
-    PyObject *protocol;
+    fl_transport_base base;
+    PyObject *sock; /* socket.socket, or NULL until needed */
     PyObject *server;
-    PyObject *context; /* protocol callbacks run in it */
     PyObject *data_received; /* cached bound methods of the protocol */
     PyObject *get_buffer;
     PyObject *buffer_updated;
     PyObject *empty_waiter;
-    PyObject *weakreflist;
-    PyObject *dict;
 
     fl_wbuf wbuf; /* pending chunks */
-    Py_ssize_t high, low;
 
     int family, socktype, proto;
-    int conn_lost;
-    char initialised;
-    char closing;
-    char eof;        /* write_eof() called */
-    char paused;     /* pause_reading() */
-    char reading;    /* reading has been started */
-    char protocol_paused;
-    char protocol_connected;
-    char buffered;   /* protocol is a BufferedProtocol */
-    char fd_closed;
+    char eof;         /* write_eof() called */
+    char buffered;    /* protocol is a BufferedProtocol */
     char fd_released; /* lent out by _fl_release_fd() */
     char read_eof;    /* eof_received() kept the transport open */
 } fl_stream;

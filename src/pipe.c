@@ -43,43 +43,28 @@
 #include <structmember.h>
 
 #define READ_SIZE (256 * 1024) /* asyncio's max_size; == stream.c READ_SIZE */
-#define HIGH_WATER (64 * 1024)
 /* Once a read returns at least this much, the next reads go straight into
  * a new bytes object (of twice the last size, up to READ_SIZE) instead of
  * the loop's shared buffer plus a copy: a bulk stream skips one memcpy of
  * every byte; small reads keep the shared buffer. */
 #define DIRECT_MIN (16 * 1024)
-#define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
 
-#define ST(self) ((self)->loop->state)
+#define ST(self) ((self)->base.loop->state)
+#define B(self) (&(self)->base)
 
+/* base.reading: _fl_start() ran (watching has been started). */
 typedef struct {
-    PyObject_HEAD
-    PyObject *extra; /* asyncio.BaseTransport's `_extra` slot (a dict) */
-    fl_io io;        /* io.owner == self */
-    fl_loop *loop;
-    PyObject *pipe; /* owns the fd; NULL once closed */
-    PyObject *protocol;
-    PyObject *context;       /* protocol callbacks run in it */
+    fl_transport_base base;
+    PyObject *pipe;          /* owns the fd; NULL once closed */
     PyObject *data_received; /* cached bound method (read side), or NULL */
-    PyObject *weakreflist;
-    PyObject *dict;
 
     Py_ssize_t last_read; /* read side: bytes the last read() returned */
-    fl_wbuf wbuf; /* write side */
-    Py_ssize_t high, low;
+    fl_wbuf wbuf;         /* write side */
 
-    int conn_lost;
-    char writer;      /* a WritePipeTransport */
-    char initialised;
-    char closing;
-    char paused;      /* read side: pause_reading() */
-    char started;     /* connection_made() has been scheduled before */
-    char peer_watch;  /* write side: watching for the reader's close */
+    char writer;        /* a WritePipeTransport */
+    char peer_watch;    /* write side: watching for the reader's close */
     char watch_peer_ok; /* write side: the fd is a fifo or a socket */
-    char protocol_paused;
-    char lost;        /* connection_lost() scheduled or called */
-    char fd_closed;
+    char lost;          /* connection_lost() scheduled or called */
 } fl_pipe;
 
 static int pipe_on_io(fl_io *io, unsigned events);
@@ -90,15 +75,7 @@ static int pipe_on_io(fl_io *io, unsigned events);
 static int
 check_init(fl_pipe *self)
 {
-    return fl_tr_check_init(self->initialised);
-}
-
-/* Calls fn(*args) inside the transport's context. New reference or NULL. */
-static PyObject *
-call_in_ctx(fl_pipe *self, PyObject *fn, PyObject *const *args,
-            Py_ssize_t nargs)
-{
-    return fl_tr_call_in_ctx(self->context, fn, args, nargs);
+    return fl_tb_check_init(B(self));
 }
 
 /* Calls protocol.<name>(*args) in the transport's context. */
@@ -106,8 +83,7 @@ static PyObject *
 call_proto(fl_pipe *self, const char *name, PyObject *const *args,
            Py_ssize_t nargs)
 {
-    return fl_tr_call_method(self->context, self->protocol, name, args,
-                             nargs);
+    return fl_tb_call_proto(B(self), name, args, nargs);
 }
 
 /* loop.call_exception_handler({message, exception, transport, protocol}).
@@ -119,9 +95,9 @@ call_handler(fl_pipe *self, PyObject *exc, const char *msg)
 
     ctx = Py_BuildValue("{s:s,s:O,s:O,s:O}", "message", msg, "exception",
                         exc, "transport", (PyObject *)self, "protocol",
-                        self->protocol ? self->protocol : Py_None);
+                        self->base.protocol ? self->base.protocol : Py_None);
     if (ctx != NULL) {
-        r = PyObject_CallMethod((PyObject *)self->loop,
+        r = PyObject_CallMethod((PyObject *)self->base.loop,
                                 "call_exception_handler", "O", ctx);
         Py_DECREF(ctx);
     }
@@ -131,23 +107,16 @@ call_handler(fl_pipe *self, PyObject *exc, const char *msg)
     Py_XDECREF(r);
 }
 
-/* Reports through one of the loop's Python helpers. Never raises. */
-static void
-report(fl_pipe *self, const char *helper, PyObject *exc, const char *msg)
-{
-    fl_tr_report(self->loop, (PyObject *)self, helper, exc, msg);
-}
-
 /* Debug mode: asyncio's logger.log(level, fmt, self). Never raises. */
 static void
 debug_log(fl_pipe *self, int level, const char *fmt)
 {
     PyObject *r;
 
-    if (!self->loop->debug) {
+    if (!self->base.loop->debug) {
         return;
     }
-    r = PyObject_CallMethod((PyObject *)self->loop, "_fl_log_transport",
+    r = PyObject_CallMethod((PyObject *)self->base.loop, "_fl_log_transport",
                             "isO", level, fmt, (PyObject *)self);
     if (r == NULL) {
         PyErr_WriteUnraisable((PyObject *)self);
@@ -184,15 +153,15 @@ call_soon_fn(fl_pipe *self, PyObject *fn, PyObject *arg)
     PyObject *h;
     int rc;
 
-    if (fl_loop_check_closed(self->loop) < 0) {
+    if (fl_loop_check_closed(self->base.loop) < 0) {
         return -1;
     }
-    h = fl_handle_new(ST(self), self->loop, fn, &arg, arg ? 1 : 0,
-                      self->context);
+    h = fl_handle_new(ST(self), self->base.loop, fn, &arg, arg ? 1 : 0,
+                      self->base.context);
     if (h == NULL) {
         return -1;
     }
-    rc = fl_ready_push(&self->loop->ready, h);
+    rc = fl_ready_push(&self->base.loop->ready, h);
     Py_DECREF(h);
     return rc;
 }
@@ -200,8 +169,7 @@ call_soon_fn(fl_pipe *self, PyObject *fn, PyObject *arg)
 static int
 call_soon_method(fl_pipe *self, const char *name, PyObject *arg)
 {
-    return fl_tr_call_soon(self->loop, (PyObject *)self, name, arg,
-                           self->context);
+    return fl_tb_call_soon(B(self), name, arg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -212,7 +180,9 @@ wanted_mask(fl_pipe *self)
 {
     unsigned m = 0;
 
-    if (!self->initialised || self->fd_closed || self->loop->closed) {
+    if (!self->base.initialised || self->base.fd_closed ||
+        self->base.loop->closed)
+    {
         return 0;
     }
     if (self->writer) {
@@ -223,7 +193,7 @@ wanted_mask(fl_pipe *self)
             m |= FL_WRITE;
         }
     }
-    else if (self->started && !self->paused && !self->closing) {
+    else if (self->base.reading && !self->base.paused && !self->base.closing) {
         m |= FL_READ;
     }
     return m;
@@ -234,17 +204,7 @@ wanted_mask(fl_pipe *self)
 static int
 update_io(fl_pipe *self)
 {
-    unsigned m = wanted_mask(self);
-
-    if (m == self->io.wanted) {
-        return 0;
-    }
-    if (m == 0) {
-        /* Stay attached: the fd remains the transport's. */
-        fl_io_pause(self->loop, &self->io);
-        return 0;
-    }
-    return fl_io_start(self->loop, &self->io, m);
+    return fl_tb_set_mask(B(self), wanted_mask(self));
 }
 
 static void
@@ -266,11 +226,11 @@ close_pipe(fl_pipe *self)
 {
     PyObject *pipe, *r;
 
-    if (self->fd_closed) {
+    if (self->base.fd_closed) {
         return 0;
     }
-    self->fd_closed = 1;
-    fl_io_stop(self->loop, &self->io);
+    self->base.fd_closed = 1;
+    fl_io_stop(self->base.loop, &self->base.io);
     pipe = self->pipe;
     self->pipe = NULL;
     if (pipe == NULL) {
@@ -292,7 +252,7 @@ do_close(fl_pipe *self, PyObject *exc)
     int rc = 0;
 
     Py_INCREF(self);
-    self->closing = 1;
+    self->base.closing = 1;
     fl_wbuf_clear(&self->wbuf);
     self->peer_watch = 0;
     update_io_noerr(self);
@@ -333,7 +293,7 @@ fatal_error(fl_pipe *self, const char *msg)
         PyErr_Clear();
     }
     if (quiet) {
-        report(self, "_fl_transport_error", exc, msg);
+        fl_tb_report(B(self), "_fl_transport_error", exc, msg);
     }
     else {
         call_handler(self, exc, msg);
@@ -362,7 +322,7 @@ pipe_call_connection_lost(fl_pipe *self, PyObject *exc)
         return NULL;
     }
     self->lost = 1;
-    if (self->fd_closed && self->protocol == NULL) {
+    if (self->base.fd_closed && self->base.protocol == NULL) {
         Py_RETURN_NONE; /* already done */
     }
     Py_INCREF(self);
@@ -380,7 +340,7 @@ pipe_call_connection_lost(fl_pipe *self, PyObject *exc)
     else if (close_pipe(self) < 0) {
         Py_CLEAR(r);
     }
-    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->base.protocol);
     Py_CLEAR(self->data_received);
     Py_DECREF(self);
     return r;
@@ -396,12 +356,12 @@ on_read_eof(fl_pipe *self)
     int rc = 0;
 
     debug_log(self, LOG_INFO, "%r was closed by peer");
-    self->closing = 1;
+    self->base.closing = 1;
     update_io_noerr(self);
-    if (self->protocol == NULL) {
+    if (self->base.protocol == NULL) {
         return 0;
     }
-    fn = PyObject_GetAttrString(self->protocol, "eof_received");
+    fn = PyObject_GetAttrString(self->base.protocol, "eof_received");
     if (fn == NULL || call_soon_fn(self, fn, NULL) < 0) {
         rc = protocol_error(self, "Fatal error: protocol.eof_received() "
                                   "call failed.");
@@ -432,7 +392,7 @@ read_direct(fl_pipe *self, Py_ssize_t size, PyObject **out)
         return -2;
     }
     do {
-        n = read(self->io.fd, PyBytes_AS_STRING(b), (size_t)size);
+        n = read(self->base.io.fd, PyBytes_AS_STRING(b), (size_t)size);
     } while (n < 0 && errno == EINTR);
     if (n <= 0) {
         err = errno;
@@ -451,7 +411,7 @@ read_direct(fl_pipe *self, Py_ssize_t size, PyObject **out)
 static ssize_t
 read_shared(fl_pipe *self, PyObject **out)
 {
-    fl_loop *loop = self->loop;
+    fl_loop *loop = self->base.loop;
     ssize_t n;
 
     /* One buffer per loop (shared with the stream transports; it is only
@@ -464,7 +424,7 @@ read_shared(fl_pipe *self, PyObject **out)
         }
     }
     do {
-        n = read(self->io.fd, loop->rbuf, READ_SIZE);
+        n = read(self->base.io.fd, loop->rbuf, READ_SIZE);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
         *out = PyBytes_FromStringAndSize(loop->rbuf, n);
@@ -501,17 +461,17 @@ read_ready(fl_pipe *self)
     if (n == 0) {
         return on_read_eof(self);
     }
-    if (self->data_received == NULL && self->protocol != NULL) {
+    if (self->data_received == NULL && self->base.protocol != NULL) {
         /* Missing at set_protocol() time: raise AttributeError now. */
         self->data_received =
-            PyObject_GetAttrString(self->protocol, "data_received");
+            PyObject_GetAttrString(self->base.protocol, "data_received");
     }
     r = self->data_received == NULL
             ? NULL
-            : call_in_ctx(self, self->data_received, &data, 1);
+            : fl_tb_call_in_ctx(B(self), self->data_received, &data, 1);
     Py_DECREF(data);
     if (r == NULL) {
-        if (self->protocol == NULL && !PyErr_Occurred()) {
+        if (self->base.protocol == NULL && !PyErr_Occurred()) {
             return 0;
         }
         return protocol_error(self, "Exception in protocol.data_received() "
@@ -524,54 +484,18 @@ read_ready(fl_pipe *self)
 /* ------------------------------------------------------------------ */
 /* Write side                                                          */
 
+/* Write flow control, in the transport's context. -1 (with the exception
+ * set) for SystemExit/KeyboardInterrupt, else 0. */
 static int
 maybe_pause_protocol(fl_pipe *self)
 {
-    PyObject *r;
-
-    if (self->wbuf.size <= self->high || self->protocol_paused) {
-        return 0;
-    }
-    self->protocol_paused = 1;
-    r = call_proto(self, "pause_writing", NULL, 0);
-    if (r == NULL) {
-        PyObject *exc;
-        if (fl_tr_is_fatal_exc()) {
-            return -1;
-        }
-        exc = fl_tr_fetch_exc();
-        report(self, "_fl_protocol_error", exc,
-               "protocol.pause_writing() failed");
-        Py_XDECREF(exc);
-        return 0;
-    }
-    Py_DECREF(r);
-    return 0;
+    return fl_tb_maybe_pause(B(self), self->wbuf.size, self->base.context);
 }
 
 static int
 maybe_resume_protocol(fl_pipe *self)
 {
-    PyObject *r;
-
-    if (!self->protocol_paused || self->wbuf.size > self->low) {
-        return 0;
-    }
-    self->protocol_paused = 0;
-    r = call_proto(self, "resume_writing", NULL, 0);
-    if (r == NULL) {
-        PyObject *exc;
-        if (fl_tr_is_fatal_exc()) {
-            return -1;
-        }
-        exc = fl_tr_fetch_exc();
-        report(self, "_fl_protocol_error", exc,
-               "protocol.resume_writing() failed");
-        Py_XDECREF(exc);
-        return 0;
-    }
-    Py_DECREF(r);
-    return 0;
+    return fl_tb_maybe_resume(B(self), self->wbuf.size, self->base.context);
 }
 
 /* The reader of a write pipe went away (asyncio's _read_ready). */
@@ -606,13 +530,13 @@ write_ready(fl_pipe *self)
     if (self->wbuf.len == 0) {
         return update_io(self);
     }
-    n = fl_wbuf_write(&self->wbuf, self->io.fd, 0);
+    n = fl_wbuf_write(&self->wbuf, self->base.io.fd, 0);
     if (n == -EAGAIN || n == -EWOULDBLOCK) {
         return 0;
     }
     if (n < 0) {
         fl_wbuf_clear(&self->wbuf);
-        self->conn_lost++;
+        self->base.conn_lost++;
         update_io_noerr(self);
         return fatal_errno(self, (int)-n,
                            "Fatal write error on pipe transport");
@@ -625,7 +549,7 @@ write_ready(fl_pipe *self)
     if (maybe_resume_protocol(self) < 0) { /* may write more */
         return -1;
     }
-    if (self->closing && !self->lost) {
+    if (self->base.closing && !self->lost) {
         PyObject *r;
         self->peer_watch = 0;
         update_io_noerr(self);
@@ -653,7 +577,7 @@ pipe_on_io(fl_io *io, unsigned events)
     if ((events & FL_READ) && self->peer_watch) {
         return peer_closed(self);
     }
-    if ((events & FL_WRITE) && (self->io.wanted & FL_WRITE)) {
+    if ((events & FL_WRITE) && (self->base.io.wanted & FL_WRITE)) {
         return write_ready(self);
     }
     return 0;
@@ -661,12 +585,6 @@ pipe_on_io(fl_io *io, unsigned events)
 
 /* ------------------------------------------------------------------ */
 /* Python API, both sides                                              */
-
-static PyObject *
-pipe_is_closing(fl_pipe *self, PyObject *unused)
-{
-    return PyBool_FromLong(self->closing);
-}
 
 static PyObject *
 pipe_set_protocol(fl_pipe *self, PyObject *protocol)
@@ -683,14 +601,8 @@ pipe_set_protocol(fl_pipe *self, PyObject *protocol)
             PyErr_Clear();
         }
     }
-    Py_XSETREF(self->protocol, Py_NewRef(protocol));
+    fl_tb_set_protocol(B(self), protocol);
     Py_RETURN_NONE;
-}
-
-static PyObject *
-pipe_get_protocol(fl_pipe *self, PyObject *unused)
-{
-    return Py_NewRef(self->protocol ? self->protocol : Py_None);
 }
 
 /* Scheduled after connection_made(): start watching the fd. */
@@ -700,10 +612,10 @@ pipe_start(fl_pipe *self, PyObject *unused)
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (self->closing || self->fd_closed) {
+    if (self->base.closing || self->base.fd_closed) {
         Py_RETURN_NONE;
     }
-    self->started = 1;
+    self->base.reading = 1;
     if (self->writer) {
         self->peer_watch = self->watch_peer_ok;
     }
@@ -718,69 +630,58 @@ pipe_repr(fl_pipe *self)
 {
     const char *name = strrchr(Py_TYPE(self)->tp_name, '.');
     const char *state = self->pipe == NULL ? " closed"
-                        : self->closing   ? " closing"
+                        : self->base.closing   ? " closing"
                                           : "";
 
     name = name ? name + 1 : Py_TYPE(self)->tp_name;
     if (self->pipe == NULL) {
         return PyUnicode_FromFormat("<%s%s fd=%d closed>", name, state,
-                                    self->io.fd);
+                                    self->base.io.fd);
     }
-    if (self->loop == NULL || self->loop->closed) {
+    if (self->base.loop == NULL || self->base.loop->closed) {
         /* asyncio tells polling/idle only while its selector exists. */
         return PyUnicode_FromFormat("<%s%s fd=%d open>", name, state,
-                                    self->io.fd);
+                                    self->base.io.fd);
     }
     if (self->writer) {
         return PyUnicode_FromFormat(
-            "<%s%s fd=%d %s bufsize=%zd>", name, state, self->io.fd,
-            self->io.wanted & FL_WRITE ? "polling" : "idle", self->wbuf.size);
+            "<%s%s fd=%d %s bufsize=%zd>", name, state, self->base.io.fd,
+            self->base.io.wanted & FL_WRITE ? "polling" : "idle",
+            self->wbuf.size);
     }
-    return PyUnicode_FromFormat("<%s%s fd=%d %s>", name, state, self->io.fd,
-                                self->io.wanted & FL_READ ? "polling"
-                                                          : "idle");
+    return PyUnicode_FromFormat(
+        "<%s%s fd=%d %s>", name, state, self->base.io.fd,
+        self->base.io.wanted & FL_READ ? "polling" : "idle");
 }
 
 /* ------------------------------------------------------------------ */
 /* Python API, read side                                               */
 
 static PyObject *
-pipe_is_reading(fl_pipe *self, PyObject *unused)
-{
-    return PyBool_FromLong(!self->paused && !self->closing);
-}
-
-static PyObject *
 pipe_pause_reading(fl_pipe *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
+    int rc = fl_tb_pause_reading(B(self));
+
+    if (rc < 0) {
         return NULL;
     }
-    if (self->paused || self->closing) {
-        Py_RETURN_NONE;
+    if (rc > 0) {
+        debug_log(self, LOG_DEBUG, "%r pauses reading");
     }
-    self->paused = 1;
-    Py_INCREF(self);
-    update_io_noerr(self);
-    debug_log(self, LOG_DEBUG, "%r pauses reading");
-    Py_DECREF(self);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 pipe_resume_reading(fl_pipe *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
+    int rc = fl_tb_resume_reading(B(self));
+
+    if (rc < 0) {
         return NULL;
     }
-    if (self->closing || !self->paused) {
-        Py_RETURN_NONE;
+    if (rc > 0) {
+        debug_log(self, LOG_DEBUG, "%r resumes reading");
     }
-    self->paused = 0;
-    if (update_io(self) < 0) {
-        return NULL;
-    }
-    debug_log(self, LOG_DEBUG, "%r resumes reading");
     Py_RETURN_NONE;
 }
 
@@ -790,7 +691,7 @@ pipe_read_close(fl_pipe *self, PyObject *unused)
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (!self->closing && do_close(self, NULL) < 0) {
+    if (!self->base.closing && do_close(self, NULL) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -824,30 +725,25 @@ pipe_write(fl_pipe *self, PyObject *data)
         PyBuffer_Release(&view);
         Py_RETURN_NONE;
     }
-    if (self->conn_lost || self->closing || self->fd_closed) {
+    if (self->base.conn_lost || self->base.closing || self->base.fd_closed) {
         PyBuffer_Release(&view);
-        if (self->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
-            PyObject *r = PyObject_CallMethod(
-                (PyObject *)self->loop, "_fl_log_warning", "s",
-                "pipe closed by peer or os.write(pipe, data) raised "
-                "exception.");
-            if (r == NULL) {
-                return NULL;
-            }
-            Py_DECREF(r);
+        if (fl_tb_lost_write(B(self), "pipe closed by peer or "
+                                      "os.write(pipe, data) raised "
+                                      "exception.") < 0)
+        {
+            return NULL;
         }
-        self->conn_lost++;
         Py_RETURN_NONE;
     }
     if (self->wbuf.len == 0) {
         /* Nothing queued: try to write right away. */
         do {
-            n = write(self->io.fd, view.buf, (size_t)view.len);
+            n = write(self->base.io.fd, view.buf, (size_t)view.len);
         } while (n < 0 && errno == EINTR);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             int err = errno;
             PyBuffer_Release(&view);
-            self->conn_lost++;
+            self->base.conn_lost++;
             if (fatal_errno(self, err,
                             "Fatal write error on pipe transport") < 0)
             {
@@ -893,10 +789,10 @@ pipe_write_eof(fl_pipe *self, PyObject *unused)
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (self->closing) {
+    if (self->base.closing) {
         Py_RETURN_NONE;
     }
-    self->closing = 1;
+    self->base.closing = 1;
     if (self->wbuf.len == 0) {
         Py_INCREF(self);
         self->peer_watch = 0;
@@ -927,7 +823,7 @@ pipe_write_close(fl_pipe *self, PyObject *unused)
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (self->pipe != NULL && !self->closing) {
+    if (self->pipe != NULL && !self->base.closing) {
         /* write_eof() is all that is needed to close a write pipe. */
         return pipe_write_eof(self, NULL);
     }
@@ -935,73 +831,9 @@ pipe_write_close(fl_pipe *self, PyObject *unused)
 }
 
 static PyObject *
-pipe_abort(fl_pipe *self, PyObject *unused)
-{
-    if (check_init(self) < 0) {
-        return NULL;
-    }
-    if (do_close(self, NULL) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static int
-set_limits(fl_pipe *self, PyObject *high_o, PyObject *low_o)
-{
-    Py_ssize_t high, low;
-
-    if (high_o == Py_None) {
-        if (low_o == Py_None) {
-            high = HIGH_WATER;
-        }
-        else {
-            low = PyLong_AsSsize_t(low_o);
-            if (low == -1 && PyErr_Occurred()) {
-                return -1;
-            }
-            high = 4 * low;
-        }
-    }
-    else {
-        high = PyLong_AsSsize_t(high_o);
-        if (high == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    if (low_o == Py_None) {
-        low = high / 4;
-    }
-    else {
-        low = PyLong_AsSsize_t(low_o);
-        if (low == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    if (!(high >= low && low >= 0)) {
-        PyErr_Format(PyExc_ValueError,
-                     "high (%zd) must be >= low (%zd) must be >= 0", high,
-                     low);
-        return -1;
-    }
-    self->high = high;
-    self->low = low;
-    return 0;
-}
-
-static PyObject *
 pipe_set_write_buffer_limits(fl_pipe *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"high", "low", NULL};
-    PyObject *high = Py_None, *low = Py_None;
-
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs,
-                                     "|OO:set_write_buffer_limits", kwlist,
-                                     &high, &low))
-    {
-        return NULL;
-    }
-    if (check_init(self) < 0 || set_limits(self, high, low) < 0 ||
+    if (fl_tb_set_limits(B(self), args, kwargs) < 0 ||
         maybe_pause_protocol(self) < 0)
     {
         return NULL;
@@ -1009,20 +841,41 @@ pipe_set_write_buffer_limits(fl_pipe *self, PyObject *args, PyObject *kwargs)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-pipe_get_write_buffer_limits(fl_pipe *self, PyObject *unused)
-{
-    return Py_BuildValue("(nn)", self->low, self->high);
-}
-
-static PyObject *
-pipe_get_write_buffer_size(fl_pipe *self, PyObject *unused)
-{
-    return PyLong_FromSsize_t(self->wbuf.size);
-}
-
 /* ------------------------------------------------------------------ */
 /* Construction                                                        */
+
+static int
+ops_update_io(fl_transport_base *b)
+{
+    return update_io((fl_pipe *)b);
+}
+
+static int
+ops_force_close(fl_transport_base *b, PyObject *exc)
+{
+    return do_close((fl_pipe *)b, exc);
+}
+
+static void
+ops_close_fd(fl_transport_base *b)
+{
+    if (close_pipe((fl_pipe *)b) < 0) {
+        PyErr_WriteUnraisable((PyObject *)b);
+    }
+}
+
+static Py_ssize_t
+ops_buffer_size(fl_transport_base *b)
+{
+    return ((fl_pipe *)b)->wbuf.size;
+}
+
+static const fl_transport_ops pipe_ops = {
+    .update_io = ops_update_io,
+    .force_close = ops_force_close,
+    .close_fd = ops_close_fd,
+    .buffer_size = ops_buffer_size,
+};
 
 static int
 pipe_init(fl_pipe *self, PyObject *args, PyObject *kwargs)
@@ -1030,11 +883,10 @@ pipe_init(fl_pipe *self, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"loop", "pipe", "protocol", "waiter", "extra",
                              NULL};
     PyObject *loop, *pipe, *protocol, *waiter = Py_None, *extra = Py_None;
-    PyObject *r, *fn, *hargs[2], *h;
-    fl_state *st;
+    PyObject *r;
     struct stat sb;
     long fd;
-    int flags;
+    int flags, rc;
 
     if (!PyArg_ParseTupleAndKeywords(
             args, kwargs,
@@ -1044,22 +896,9 @@ pipe_init(fl_pipe *self, PyObject *args, PyObject *kwargs)
     {
         return -1;
     }
-    if (self->initialised) {
-        PyErr_SetString(PyExc_RuntimeError, "transport already initialised");
+    if (fl_tb_init_check(B(self), loop, extra) < 0) {
         return -1;
     }
-    if (!fl_is_loop(loop)) {
-        PyErr_SetString(PyExc_TypeError, "loop must be a fastloop Loop");
-        return -1;
-    }
-    if (fl_loop_check_closed((fl_loop *)loop) < 0) {
-        return -1;
-    }
-    if (extra != Py_None && !PyDict_Check(extra)) {
-        PyErr_SetString(PyExc_TypeError, "extra must be a dict or None");
-        return -1;
-    }
-    st = ((fl_loop *)loop)->state;
     /* pipe.fileno(), os.fstat(), the kind check: as asyncio. */
     r = PyObject_CallMethod(pipe, "fileno", NULL);
     if (r == NULL) {
@@ -1099,58 +938,20 @@ pipe_init(fl_pipe *self, PyObject *args, PyObject *kwargs)
     }
     self->watch_peer_ok = S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode);
 
-    /* (A failed earlier __init__ may have left these.) */
-    Py_XSETREF(self->extra, PyDict_New());
-    if (self->extra == NULL ||
-        (extra != Py_None && PyDict_Update(self->extra, extra) < 0) ||
-        PyDict_SetItemString(self->extra, "pipe", pipe) < 0)
-    {
+    self->base.io.fd = (int)fd;
+    rc = fl_tb_setup(B(self), (fl_loop *)loop, &pipe_ops, pipe_on_io, extra);
+    if (rc < 0 || PyDict_SetItemString(self->base.extra, "pipe", pipe) < 0) {
         return -1;
     }
-    Py_XSETREF(self->context, PyContext_CopyCurrent());
-    if (self->context == NULL) {
-        return -1;
-    }
-    self->loop = (fl_loop *)Py_NewRef(loop);
-    self->io.fd = (int)fd;
-    self->io.owner = (PyObject *)self;
-    self->io.cb = pipe_on_io;
-    self->io.wanted = 0;
-    self->high = HIGH_WATER;
-    self->low = HIGH_WATER / 4;
-    self->initialised = 1;
+    self->base.initialised = 1;
     r = pipe_set_protocol(self, protocol);
     if (r == NULL) {
         goto fail;
     }
     Py_DECREF(r);
-
     /* connection_made, then watching, then the waiter: as asyncio. */
-    fn = PyObject_GetAttrString(protocol, "connection_made");
-    if (fn == NULL) {
+    if (fl_tb_schedule_start(B(self), protocol, "_fl_start", waiter) < 0) {
         goto fail;
-    }
-    hargs[0] = (PyObject *)self;
-    h = fl_handle_new(st, self->loop, fn, hargs, 1, self->context);
-    Py_DECREF(fn);
-    if (h == NULL || fl_ready_push(&self->loop->ready, h) < 0) {
-        Py_XDECREF(h);
-        goto fail;
-    }
-    Py_DECREF(h);
-    if (call_soon_method(self, "_fl_start", NULL) < 0) {
-        goto fail;
-    }
-    if (waiter != Py_None) {
-        hargs[0] = waiter;
-        hargs[1] = Py_None;
-        h = fl_handle_new(st, self->loop, st->set_result_unless_cancelled,
-                          hargs, 2, self->context);
-        if (h == NULL || fl_ready_push(&self->loop->ready, h) < 0) {
-            Py_XDECREF(h);
-            goto fail;
-        }
-        Py_DECREF(h);
     }
     /* The transport owns the pipe from here on. */
     self->pipe = Py_NewRef(pipe);
@@ -1158,9 +959,9 @@ pipe_init(fl_pipe *self, PyObject *args, PyObject *kwargs)
 
 fail:
     /* The caller keeps the pipe; the transport is dead. */
-    self->closing = 1;
+    self->base.closing = 1;
     self->lost = 1;
-    self->fd_closed = 1;
+    self->base.fd_closed = 1;
     return -1;
 }
 
@@ -1184,76 +985,35 @@ write_pipe_init(fl_pipe *self, PyObject *args, PyObject *kwargs)
 static int
 pipe_traverse(fl_pipe *self, visitproc visit, void *arg)
 {
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->extra);
-    Py_VISIT(self->loop);
     Py_VISIT(self->pipe);
-    Py_VISIT(self->protocol);
-    Py_VISIT(self->context);
     Py_VISIT(self->data_received);
-    Py_VISIT(self->dict);
-    return fl_wbuf_traverse(&self->wbuf, visit, arg);
+    if (fl_wbuf_traverse(&self->wbuf, visit, arg) < 0) {
+        return -1;
+    }
+    return fl_tb_traverse(B(self), visit, arg);
 }
 
 static int
 pipe_clear(fl_pipe *self)
 {
     fl_wbuf_clear(&self->wbuf);
-    Py_CLEAR(self->extra);
-    Py_CLEAR(self->protocol);
-    Py_CLEAR(self->context);
     Py_CLEAR(self->data_received);
-    Py_CLEAR(self->dict);
+    fl_tb_clear(B(self));
     /* pipe and loop stay until dealloc: the fd must be closed exactly once,
      * and close_pipe needs both. */
     return 0;
 }
 
 static void
-pipe_finalize(fl_pipe *self)
-{
-    PyObject *et, *ev, *etb;
-
-    if (!self->initialised || self->fd_closed) {
-        return;
-    }
-    PyErr_Fetch(&et, &ev, &etb);
-    if (PyErr_ResourceWarning((PyObject *)self, 1, "unclosed transport %R",
-                              (PyObject *)self) < 0)
-    {
-        PyErr_WriteUnraisable((PyObject *)self);
-    }
-    if (close_pipe(self) < 0) {
-        PyErr_WriteUnraisable((PyObject *)self);
-    }
-    PyErr_Restore(et, ev, etb);
-}
-
-static void
 pipe_dealloc(fl_pipe *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
-
-    /* Weak references die first, as when the collector frees a cycle: the
-     * ResourceWarning below holds the transport as its source. */
-    PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
-    }
-    PyObject_GC_Track(self);
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+    if (fl_tb_dealloc_begin(B(self)) < 0) {
         return; /* resurrected */
-    }
-    PyObject_GC_UnTrack(self);
-    if (self->initialised && !self->fd_closed && close_pipe(self) < 0) {
-        PyErr_WriteUnraisable((PyObject *)self);
     }
     pipe_clear(self);
     Py_CLEAR(self->pipe);
-    Py_CLEAR(self->loop);
     fl_wbuf_free(&self->wbuf);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
+    fl_tb_dealloc_end(B(self));
 }
 
 static PyObject *
@@ -1276,16 +1036,16 @@ set_pipe(fl_pipe *self, PyObject *value, void *c)
         return -1;
     }
     if (value == Py_None) {
-        if (!self->fd_closed) {
+        if (!self->base.fd_closed) {
             Py_INCREF(self);
-            self->fd_closed = 1;
-            fl_io_stop(self->loop, &self->io);
+            self->base.fd_closed = 1;
+            fl_io_stop(self->base.loop, &self->base.io);
             Py_CLEAR(self->pipe);
             Py_DECREF(self);
         }
         return 0;
     }
-    if (self->fd_closed) {
+    if (self->base.fd_closed) {
         PyErr_SetString(PyExc_RuntimeError, "the pipe is already closed");
         return -1;
     }
@@ -1296,142 +1056,90 @@ set_pipe(fl_pipe *self, PyObject *value, void *c)
 static PyObject *
 get_fileno(fl_pipe *self, void *c)
 {
-    if (!self->initialised) {
+    if (!self->base.initialised) {
         Py_RETURN_NONE;
     }
-    return PyLong_FromLong(self->io.fd);
-}
-
-static PyObject *
-get_loop(fl_pipe *self, void *c)
-{
-    if (self->fd_closed || self->loop == NULL) {
-        Py_RETURN_NONE;
-    }
-    return Py_NewRef((PyObject *)self->loop);
-}
-
-static PyObject *
-get_protocol_attr(fl_pipe *self, void *c)
-{
-    return Py_NewRef(self->protocol ? self->protocol : Py_None);
-}
-
-static PyObject *
-get_closing(fl_pipe *self, void *c)
-{
-    return PyBool_FromLong(self->closing);
-}
-
-static PyObject *
-get_paused(fl_pipe *self, void *c)
-{
-    return PyBool_FromLong(self->paused);
-}
-
-static PyObject *
-get_conn_lost(fl_pipe *self, void *c)
-{
-    return PyLong_FromLong(self->conn_lost);
-}
-
-static PyObject *
-get_protocol_paused(fl_pipe *self, void *c)
-{
-    return PyBool_FromLong(self->protocol_paused);
+    return PyLong_FromLong(self->base.io.fd);
 }
 
 static PyObject *
 get_high_water(fl_pipe *self, void *c)
 {
-    return PyLong_FromSsize_t(self->high);
+    return PyLong_FromSsize_t(self->base.high);
 }
 
 static PyObject *
 get_low_water(fl_pipe *self, void *c)
 {
-    return PyLong_FromSsize_t(self->low);
+    return PyLong_FromSsize_t(self->base.low);
 }
-
-#define GETTER(name, fn) {name, (getter)fn, NULL, NULL, NULL}
 
 static PyGetSetDef read_getset[] = {
     {"_pipe", (getter)get_pipe, (setter)set_pipe, NULL, NULL},
-    GETTER("_fileno", get_fileno),
-    GETTER("_loop", get_loop),
-    GETTER("_protocol", get_protocol_attr),
-    GETTER("_closing", get_closing),
-    GETTER("_paused", get_paused),
+    FL_GETTER("_fileno", get_fileno),
+    FL_GETTER("_loop", fl_tb_get_loop),
+    FL_GETTER("_protocol", fl_tb_get_protocol_attr),
+    FL_GETTER("_closing", fl_tb_get_closing),
+    FL_GETTER("_paused", fl_tb_get_paused),
     {NULL},
 };
 
 static PyGetSetDef write_getset[] = {
     {"_pipe", (getter)get_pipe, (setter)set_pipe, NULL, NULL},
-    GETTER("_fileno", get_fileno),
-    GETTER("_loop", get_loop),
-    GETTER("_protocol", get_protocol_attr),
-    GETTER("_closing", get_closing),
-    GETTER("_conn_lost", get_conn_lost),
-    GETTER("_protocol_paused", get_protocol_paused),
-    GETTER("_high_water", get_high_water),
-    GETTER("_low_water", get_low_water),
+    FL_GETTER("_fileno", get_fileno),
+    FL_GETTER("_loop", fl_tb_get_loop),
+    FL_GETTER("_protocol", fl_tb_get_protocol_attr),
+    FL_GETTER("_closing", fl_tb_get_closing),
+    FL_GETTER("_conn_lost", fl_tb_get_conn_lost),
+    FL_GETTER("_protocol_paused", fl_tb_get_protocol_paused),
+    FL_GETTER("_high_water", get_high_water),
+    FL_GETTER("_low_water", get_low_water),
     {NULL},
 };
 
-/* The doc gives the text signature (inspect, mypy stubtest). */
-#define NOARGS(name, fn) \
-    {name, (PyCFunction)fn, METH_NOARGS, name "($self, /)\n--\n\n"}
-
 static PyMethodDef read_methods[] = {
-    NOARGS("close", pipe_read_close),
-    NOARGS("is_closing", pipe_is_closing),
-    NOARGS("is_reading", pipe_is_reading),
-    NOARGS("pause_reading", pipe_pause_reading),
-    NOARGS("resume_reading", pipe_resume_reading),
+    FL_NOARGS("close", pipe_read_close),
+    FL_NOARGS("is_closing", fl_tb_is_closing),
+    FL_NOARGS("is_reading", fl_tb_is_reading),
+    FL_NOARGS("pause_reading", pipe_pause_reading),
+    FL_NOARGS("resume_reading", pipe_resume_reading),
     {"set_protocol", (PyCFunction)pipe_set_protocol, METH_O, "set_protocol($self, protocol, /)\n--\n\n"},
-    NOARGS("get_protocol", pipe_get_protocol),
+    FL_NOARGS("get_protocol", fl_tb_get_protocol),
     {"_call_connection_lost", (PyCFunction)pipe_call_connection_lost, METH_O,
      "_call_connection_lost($self, exc, /)\n--\n\n"},
-    NOARGS("_fl_start", pipe_start),
+    FL_NOARGS("_fl_start", pipe_start),
     {NULL, NULL, 0, NULL},
 };
 
 static PyMethodDef write_methods[] = {
     {"write", (PyCFunction)pipe_write, METH_O, "write($self, data, /)\n--\n\n"},
-    NOARGS("write_eof", pipe_write_eof),
-    NOARGS("can_write_eof", pipe_can_write_eof),
-    NOARGS("close", pipe_write_close),
-    NOARGS("abort", pipe_abort),
-    NOARGS("is_closing", pipe_is_closing),
+    FL_NOARGS("write_eof", pipe_write_eof),
+    FL_NOARGS("can_write_eof", pipe_can_write_eof),
+    FL_NOARGS("close", pipe_write_close),
+    FL_NOARGS("abort", fl_tb_abort),
+    FL_NOARGS("is_closing", fl_tb_is_closing),
     {"set_write_buffer_limits",
      (PyCFunction)(void (*)(void))pipe_set_write_buffer_limits,
      METH_VARARGS | METH_KEYWORDS, "set_write_buffer_limits($self, high=None, low=None)\n--\n\n"},
-    NOARGS("get_write_buffer_limits", pipe_get_write_buffer_limits),
-    NOARGS("get_write_buffer_size", pipe_get_write_buffer_size),
+    FL_NOARGS("get_write_buffer_limits", fl_tb_get_write_buffer_limits),
+    FL_NOARGS("get_write_buffer_size", fl_tb_get_write_buffer_size),
     {"set_protocol", (PyCFunction)pipe_set_protocol, METH_O, "set_protocol($self, protocol, /)\n--\n\n"},
-    NOARGS("get_protocol", pipe_get_protocol),
+    FL_NOARGS("get_protocol", fl_tb_get_protocol),
     {"_call_connection_lost", (PyCFunction)pipe_call_connection_lost, METH_O,
      "_call_connection_lost($self, exc, /)\n--\n\n"},
-    NOARGS("_fl_start", pipe_start),
+    FL_NOARGS("_fl_start", pipe_start),
     {NULL, NULL, 0, NULL},
-};
-
-static PyMemberDef pipe_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(fl_pipe, weakreflist),
-     READONLY},
-    {"__dictoffset__", T_PYSSIZET, offsetof(fl_pipe, dict), READONLY},
-    {NULL},
 };
 
 static PyType_Slot read_slots[] = {
     {Py_tp_init, read_pipe_init},
     {Py_tp_dealloc, pipe_dealloc},
-    {Py_tp_finalize, pipe_finalize},
+    {Py_tp_finalize, fl_tb_finalize},
     {Py_tp_traverse, pipe_traverse},
     {Py_tp_clear, pipe_clear},
     {Py_tp_methods, read_methods},
     {Py_tp_getset, read_getset},
-    {Py_tp_members, pipe_members},
+    {Py_tp_members, fl_tb_members},
     {Py_tp_repr, pipe_repr},
     {Py_tp_doc, "The read end of a pipe (or a socket or a character device) "
                 "as a transport of a fastloop Loop."},
@@ -1441,12 +1149,12 @@ static PyType_Slot read_slots[] = {
 static PyType_Slot write_slots[] = {
     {Py_tp_init, write_pipe_init},
     {Py_tp_dealloc, pipe_dealloc},
-    {Py_tp_finalize, pipe_finalize},
+    {Py_tp_finalize, fl_tb_finalize},
     {Py_tp_traverse, pipe_traverse},
     {Py_tp_clear, pipe_clear},
     {Py_tp_methods, write_methods},
     {Py_tp_getset, write_getset},
-    {Py_tp_members, pipe_members},
+    {Py_tp_members, fl_tb_members},
     {Py_tp_repr, pipe_repr},
     {Py_tp_doc, "The write end of a pipe (or a socket or a character "
                 "device) as a transport of a fastloop Loop."},
@@ -1467,52 +1175,29 @@ static PyType_Spec write_spec = {
     .slots = write_slots,
 };
 
-/* Creates one type over asyncio.transports.<base>, whose layout must be
- * BaseTransport's: the `_extra` slot only. */
+/* Creates one type over asyncio.transports.<base_name>. */
 static int
 add_type(PyObject *mod, PyObject *transports, const char *base_name,
-         PyType_Spec *spec, const char *name)
+         PyType_Spec *spec, const char *name, const char *what)
 {
-    PyObject *base, *d, *bases, *tp;
-    Py_ssize_t extra_off;
-    int ok;
+    PyObject *base, *bases;
+    PyTypeObject *tp;
 
     base = PyObject_GetAttrString(transports, base_name);
     if (base == NULL) {
         return -1;
     }
-    d = PyObject_GetAttrString(base, "_extra");
-    if (d == NULL) {
-        Py_DECREF(base);
-        return -1;
-    }
-    extra_off = Py_IS_TYPE(d, &PyMemberDescr_Type)
-                    ? ((PyMemberDescrObject *)d)->d_member->offset
-                    : -1;
-    Py_DECREF(d);
-    ok = PyType_Check(base) && extra_off == offsetof(fl_pipe, extra) &&
-         ((PyTypeObject *)base)->tp_basicsize == offsetof(fl_pipe, io);
-    if (!ok) {
-        Py_DECREF(base);
-        PyErr_Format(PyExc_ImportError,
-                     "fastloop: unexpected layout of asyncio.%s", base_name);
-        return -1;
-    }
-    /* 3.9 wants a tuple of bases. */
     bases = PyTuple_Pack(1, base);
     Py_DECREF(base);
     if (bases == NULL) {
         return -1;
     }
-    tp = PyType_FromModuleAndSpec(mod, spec, bases);
+    tp = fl_tb_add_type(mod, spec, bases, name, what);
     Py_DECREF(bases);
     if (tp == NULL) {
         return -1;
     }
-    if (PyModule_AddObject(mod, name, tp) < 0) {
-        Py_DECREF(tp);
-        return -1;
-    }
+    Py_DECREF(tp);
     return 0;
 }
 
@@ -1525,10 +1210,11 @@ fl_pipe_init_types(PyObject *mod, fl_state *st)
     if (m == NULL) {
         return -1;
     }
-    rc = add_type(mod, m, "ReadTransport", &read_spec, "ReadPipeTransport");
+    rc = add_type(mod, m, "ReadTransport", &read_spec, "ReadPipeTransport",
+                  "asyncio.ReadTransport");
     if (rc == 0) {
         rc = add_type(mod, m, "WriteTransport", &write_spec,
-                      "WritePipeTransport");
+                      "WritePipeTransport", "asyncio.WriteTransport");
     }
     Py_DECREF(m);
     return rc;

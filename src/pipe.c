@@ -202,15 +202,15 @@ wanted_mask(fl_pipe *self)
 /* Brings the loop's watcher in line with the transport's state. May drop
  * the loop's reference to self: callers hold their own. */
 static int
-update_io(fl_pipe *self)
+update_io(fl_transport_base *b)
 {
-    return fl_tb_set_mask(B(self), wanted_mask(self));
+    return fl_tb_set_mask(b, wanted_mask((fl_pipe *)b));
 }
 
 static void
 update_io_noerr(fl_pipe *self)
 {
-    if (update_io(self) < 0) {
+    if (update_io(B(self)) < 0) {
         PyErr_WriteUnraisable((PyObject *)self);
     }
 }
@@ -247,8 +247,9 @@ close_pipe(fl_pipe *self)
 
 /* asyncio's _close(exc): stop everything, schedule connection_lost(). */
 static int
-do_close(fl_pipe *self, PyObject *exc)
+do_close(fl_transport_base *b, PyObject *exc)
 {
+    fl_pipe *self = (fl_pipe *)b;
     int rc = 0;
 
     Py_INCREF(self);
@@ -298,7 +299,7 @@ fatal_error(fl_pipe *self, const char *msg)
     else {
         call_handler(self, exc, msg);
     }
-    if (do_close(self, exc) < 0) {
+    if (do_close(B(self), exc) < 0) {
         PyErr_WriteUnraisable((PyObject *)self);
     }
     Py_DECREF(exc);
@@ -510,11 +511,11 @@ peer_closed(fl_pipe *self)
         if (exc == NULL) {
             return -1;
         }
-        rc = do_close(self, exc);
+        rc = do_close(B(self), exc);
         Py_DECREF(exc);
     }
     else {
-        rc = do_close(self, NULL);
+        rc = do_close(B(self), NULL);
     }
     if (rc < 0) {
         PyErr_WriteUnraisable((PyObject *)self);
@@ -528,7 +529,7 @@ write_ready(fl_pipe *self)
     ssize_t n;
 
     if (self->wbuf.len == 0) {
-        return update_io(self);
+        return update_io(B(self));
     }
     n = fl_wbuf_write(&self->wbuf, self->base.io.fd, 0);
     if (n == -EAGAIN || n == -EWOULDBLOCK) {
@@ -619,7 +620,7 @@ pipe_start(fl_pipe *self, PyObject *unused)
     if (self->writer) {
         self->peer_watch = self->watch_peer_ok;
     }
-    if (update_io(self) < 0) {
+    if (update_io(B(self)) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -657,32 +658,31 @@ pipe_repr(fl_pipe *self)
 /* ------------------------------------------------------------------ */
 /* Python API, read side                                               */
 
+/* pause_reading()/resume_reading() have asyncio's debug log. */
 static PyObject *
-pipe_pause_reading(fl_pipe *self, PyObject *unused)
+log_reading(fl_pipe *self, int rc, const char *fmt)
 {
-    int rc = fl_tb_pause_reading(B(self));
-
     if (rc < 0) {
         return NULL;
     }
     if (rc > 0) {
-        debug_log(self, LOG_DEBUG, "%r pauses reading");
+        debug_log(self, LOG_DEBUG, fmt);
     }
     Py_RETURN_NONE;
 }
 
 static PyObject *
+pipe_pause_reading(fl_pipe *self, PyObject *unused)
+{
+    return log_reading(self, fl_tb_pause_reading(B(self)),
+                       "%r pauses reading");
+}
+
+static PyObject *
 pipe_resume_reading(fl_pipe *self, PyObject *unused)
 {
-    int rc = fl_tb_resume_reading(B(self));
-
-    if (rc < 0) {
-        return NULL;
-    }
-    if (rc > 0) {
-        debug_log(self, LOG_DEBUG, "%r resumes reading");
-    }
-    Py_RETURN_NONE;
+    return log_reading(self, fl_tb_resume_reading(B(self)),
+                       "%r resumes reading");
 }
 
 static PyObject *
@@ -691,7 +691,7 @@ pipe_read_close(fl_pipe *self, PyObject *unused)
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (!self->base.closing && do_close(self, NULL) < 0) {
+    if (!self->base.closing && do_close(B(self), NULL) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -705,17 +705,11 @@ pipe_write(fl_pipe *self, PyObject *data)
 {
     Py_buffer view;
     ssize_t n = 0;
-    PyObject *bytes;
 
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (!PyBytes_Check(data) && !PyByteArray_Check(data) &&
-        !PyMemoryView_Check(data))
-    {
-        PyErr_Format(PyExc_TypeError,
-                     "data argument must be a bytes-like object, not '%.200s'",
-                     Py_TYPE(data)->tp_name);
+    if (fl_tr_check_bytes_like(data) < 0) {
         return NULL;
     }
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
@@ -759,25 +753,9 @@ pipe_write(fl_pipe *self, PyObject *data)
             Py_RETURN_NONE;
         }
     }
-    /* Queue the rest; bytes are immutable so a reference will do. */
-    if (PyBytes_CheckExact(data)) {
-        bytes = Py_NewRef(data);
-    }
-    else {
-        bytes = PyBytes_FromStringAndSize((char *)view.buf + n,
-                                          view.len - n);
-        n = 0;
-    }
-    PyBuffer_Release(&view);
-    if (bytes == NULL) {
-        return NULL;
-    }
-    if (fl_wbuf_push(&self->wbuf, bytes, n) < 0) {
-        Py_DECREF(bytes);
-        return NULL;
-    }
-    Py_DECREF(bytes);
-    if (update_io(self) < 0 || maybe_pause_protocol(self) < 0) {
+    if (fl_wbuf_push_rest(&self->wbuf, data, &view, n) < 0 ||
+        update_io(B(self)) < 0 || maybe_pause_protocol(self) < 0)
+    {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -844,18 +822,6 @@ pipe_set_write_buffer_limits(fl_pipe *self, PyObject *args, PyObject *kwargs)
 /* ------------------------------------------------------------------ */
 /* Construction                                                        */
 
-static int
-ops_update_io(fl_transport_base *b)
-{
-    return update_io((fl_pipe *)b);
-}
-
-static int
-ops_force_close(fl_transport_base *b, PyObject *exc)
-{
-    return do_close((fl_pipe *)b, exc);
-}
-
 static void
 ops_close_fd(fl_transport_base *b)
 {
@@ -871,8 +837,8 @@ ops_buffer_size(fl_transport_base *b)
 }
 
 static const fl_transport_ops pipe_ops = {
-    .update_io = ops_update_io,
-    .force_close = ops_force_close,
+    .update_io = update_io,
+    .force_close = do_close,
     .close_fd = ops_close_fd,
     .buffer_size = ops_buffer_size,
 };

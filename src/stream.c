@@ -24,7 +24,7 @@
 #define B(self) (&(self)->base)
 
 static int stream_on_io(fl_io *io, unsigned events);
-static int force_close(fl_stream *self, PyObject *exc);
+static int force_close(fl_transport_base *b, PyObject *exc);
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
@@ -48,19 +48,10 @@ report(fl_stream *self, const char *helper, PyObject *exc, const char *msg)
     fl_tb_report(B(self), helper, exc, msg);
 }
 
-static void
-force_close_obj(PyObject *self, PyObject *exc)
-{
-    if (force_close((fl_stream *)self, exc) < 0) {
-        PyErr_WriteUnraisable(self);
-    }
-}
-
 static int
 fatal_error(fl_stream *self, const char *msg)
 {
-    return fl_tr_fatal_error(self->base.loop, (PyObject *)self, msg,
-                             force_close_obj);
+    return fl_tb_fatal_error(B(self), msg);
 }
 
 static int
@@ -96,18 +87,20 @@ wanted_mask(fl_stream *self)
 /* Brings the loop's watcher in line with the transport's state. May drop
  * the loop's reference to self: callers hold their own. */
 static int
-update_io(fl_stream *self)
+update_io(fl_transport_base *b)
 {
+    fl_stream *self = (fl_stream *)b;
+
     if (self->fd_released) {
         return 0;
     }
-    return fl_tb_set_mask(B(self), wanted_mask(self));
+    return fl_tb_set_mask(b, wanted_mask(self));
 }
 
 static void
 update_io_noerr(fl_stream *self)
 {
-    if (update_io(self) < 0) {
+    if (update_io(B(self)) < 0) {
         PyErr_WriteUnraisable((PyObject *)self);
     }
 }
@@ -141,8 +134,10 @@ maybe_resume_protocol(fl_stream *self)
 /* Closes the fd exactly once: through the socket object if one exists
  * (it owns the fd then), else directly. */
 static void
-close_fd(fl_stream *self)
+close_fd(fl_transport_base *b)
 {
+    fl_stream *self = (fl_stream *)b;
+
     if (self->base.fd_closed) {
         return;
     }
@@ -208,9 +203,9 @@ fail_empty_waiter(fl_stream *self, PyObject *exc)
 
 /* asyncio's _force_close. */
 static int
-force_close(fl_stream *self, PyObject *exc)
+force_close(fl_transport_base *b, PyObject *exc)
 {
-    int rc = 0;
+    fl_stream *self = (fl_stream *)b;
 
     if (self->base.conn_lost) {
         return 0;
@@ -218,15 +213,7 @@ force_close(fl_stream *self, PyObject *exc)
     if (self->wbuf.len) {
         fl_wbuf_clear(&self->wbuf);
     }
-    self->base.closing = 1;
-    self->base.conn_lost++;
-    Py_INCREF(self);
-    update_io_noerr(self);
-    /* Fails (RuntimeError) only on a closed loop, like call_soon. */
-    rc = fl_tb_call_soon(B(self), "_call_connection_lost",
-                         exc ? exc : Py_None);
-    Py_DECREF(self);
-    return rc;
+    return fl_tb_schedule_lost(b, exc);
 }
 
 static PyObject *
@@ -249,7 +236,7 @@ stream_call_connection_lost(fl_stream *self, PyObject *exc)
     PyErr_Fetch(&et, &ev, &etb);
     fail_empty_waiter(self, exc);
     fl_wbuf_clear(&self->wbuf);
-    close_fd(self);
+    close_fd(B(self));
     Py_CLEAR(self->base.protocol);
     Py_CLEAR(self->data_received);
     Py_CLEAR(self->get_buffer);
@@ -467,7 +454,7 @@ on_writable(fl_stream *self)
     ssize_t n;
 
     if (self->base.conn_lost || self->wbuf.len == 0) {
-        return update_io(self);
+        return update_io(B(self));
     }
     n = fl_wbuf_write(&self->wbuf, self->base.io.fd, 1);
     if (n == -EAGAIN || n == -EWOULDBLOCK) {
@@ -486,7 +473,7 @@ on_writable(fl_stream *self)
         settle_empty_waiter(self, exc);
         report(self, "_fl_transport_error", exc,
                "Fatal write error on socket transport");
-        force_close_obj((PyObject *)self, exc);
+        fl_tb_force_close_noerr(B(self), exc);
         Py_DECREF(exc);
         return 0;
     }
@@ -548,17 +535,11 @@ stream_write(fl_stream *self, PyObject *data)
 {
     Py_buffer view;
     ssize_t n = 0;
-    PyObject *bytes;
 
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (!PyBytes_Check(data) && !PyByteArray_Check(data) &&
-        !PyMemoryView_Check(data))
-    {
-        PyErr_Format(PyExc_TypeError,
-                     "data argument must be a bytes-like object, not '%.200s'",
-                     Py_TYPE(data)->tp_name);
+    if (fl_tr_check_bytes_like(data) < 0) {
         return NULL;
     }
     if (self->eof) {
@@ -617,25 +598,9 @@ stream_write(fl_stream *self, PyObject *data)
             Py_RETURN_NONE;
         }
     }
-    /* Queue the rest; bytes are immutable so a reference will do. */
-    if (PyBytes_CheckExact(data)) {
-        bytes = Py_NewRef(data);
-    }
-    else {
-        bytes = PyBytes_FromStringAndSize((char *)view.buf + n,
-                                          view.len - n);
-        n = 0;
-    }
-    release_view(&view);
-    if (bytes == NULL) {
-        return NULL;
-    }
-    if (fl_wbuf_push(&self->wbuf, bytes, n) < 0) {
-        Py_DECREF(bytes);
-        return NULL;
-    }
-    Py_DECREF(bytes);
-    if (update_io(self) < 0) {
+    if (fl_wbuf_push_rest(&self->wbuf, data, &view, n) < 0 ||
+        update_io(B(self)) < 0)
+    {
         return NULL;
     }
     maybe_pause_protocol(self);
@@ -693,17 +658,9 @@ stream_writelines(fl_stream *self, PyObject *lines)
         if (PyBytes_CheckExact(item)) {
             b = Py_NewRef(item);
         }
-        else if (PyByteArray_Check(item) || PyMemoryView_Check(item) ||
-                 PyBytes_Check(item))
-        {
-            b = PyBytes_FromObject(item);
-        }
         else {
-            PyErr_Format(PyExc_TypeError,
-                         "data argument must be a bytes-like object, "
-                         "not '%.200s'",
-                         Py_TYPE(item)->tp_name);
-            b = NULL;
+            b = fl_tr_check_bytes_like(item) < 0 ? NULL
+                                                 : PyBytes_FromObject(item);
         }
         Py_DECREF(item);
         if (b == NULL) {
@@ -736,7 +693,7 @@ stream_writelines(fl_stream *self, PyObject *lines)
             Py_RETURN_NONE;
         }
     }
-    if (update_io(self) < 0) {
+    if (update_io(B(self)) < 0) {
         return NULL;
     }
     maybe_pause_protocol(self);
@@ -970,7 +927,7 @@ stream_claim_fd(fl_stream *self, PyObject *unused)
     if (self->base.io.wanted == 0) {
         fl_io_pause(self->base.loop, &self->base.io);
     }
-    if (update_io(self) < 0) {
+    if (update_io(B(self)) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1175,24 +1132,6 @@ stream_dealloc(fl_stream *self)
     fl_tb_dealloc_end(B(self));
 }
 
-static int
-ops_update_io(fl_transport_base *b)
-{
-    return update_io((fl_stream *)b);
-}
-
-static int
-ops_force_close(fl_transport_base *b, PyObject *exc)
-{
-    return force_close((fl_stream *)b, exc);
-}
-
-static void
-ops_close_fd(fl_transport_base *b)
-{
-    close_fd((fl_stream *)b);
-}
-
 static Py_ssize_t
 ops_buffer_size(fl_transport_base *b)
 {
@@ -1200,9 +1139,9 @@ ops_buffer_size(fl_transport_base *b)
 }
 
 static const fl_transport_ops stream_ops = {
-    .update_io = ops_update_io,
-    .force_close = ops_force_close,
-    .close_fd = ops_close_fd,
+    .update_io = update_io,
+    .force_close = force_close,
+    .close_fd = close_fd,
     .buffer_size = ops_buffer_size,
 };
 

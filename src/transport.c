@@ -747,3 +747,38 @@ fl_tb_add_type(PyObject *mod, PyType_Spec *spec, PyObject *bases,
     }
     return (PyTypeObject *)tp;
 }
+
+static void
+force_close_noerr(PyObject *self, PyObject *exc)
+{
+    fl_tb_force_close_noerr(TB(self), exc);
+}
+
+void
+fl_tb_force_close_noerr(fl_transport_base *b, PyObject *exc)
+{
+    if (b->ops->force_close(b, exc) < 0) {
+        PyErr_WriteUnraisable((PyObject *)b);
+    }
+}
+
+int
+fl_tb_fatal_error(fl_transport_base *b, const char *msg)
+{
+    return fl_tr_fatal_error(b->loop, (PyObject *)b, msg, force_close_noerr);
+}
+
+int
+fl_tb_schedule_lost(fl_transport_base *b, PyObject *exc)
+{
+    int rc;
+
+    b->closing = 1;
+    b->conn_lost++;
+    Py_INCREF(b);
+    fl_tb_update_io_noerr(b);
+    /* Fails (RuntimeError) only on a closed loop, like call_soon. */
+    rc = fl_tb_call_soon(b, "_call_connection_lost", exc ? exc : Py_None);
+    Py_DECREF(b);
+    return rc;
+}

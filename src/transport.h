@@ -50,6 +50,22 @@ int fl_tr_call_soon(fl_loop *loop, PyObject *self, const char *name,
  * a socket): TypeError unless sock has fileno() and a family. */
 int fl_tr_check_socklike(PyObject *sock);
 
+/* TypeError unless data is bytes, bytearray or memoryview (the message of
+ * asyncio's write()). */
+static inline int
+fl_tr_check_bytes_like(PyObject *data)
+{
+    if (PyBytes_Check(data) || PyByteArray_Check(data) ||
+        PyMemoryView_Check(data))
+    {
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "data argument must be a bytes-like object, not '%.200s'",
+                 Py_TYPE(data)->tp_name);
+    return -1;
+}
+
 /* The fd, family, type and proto of a socket(-like) object. */
 int fl_tr_sock_params(PyObject *sock, int *fd, int *family, int *type,
                       int *proto);
@@ -197,6 +213,17 @@ fl_tb_maybe_resume(fl_transport_base *b, Py_ssize_t size, PyObject *ctx)
 
 /* ops->update_io, an error reported as unraisable. */
 void fl_tb_update_io_noerr(fl_transport_base *b);
+
+/* ops->force_close, an error reported as unraisable. */
+void fl_tb_force_close_noerr(fl_transport_base *b, PyObject *exc);
+
+/* fl_tr_fatal_error with ops->force_close. */
+int fl_tb_fatal_error(fl_transport_base *b, const char *msg);
+
+/* The end of asyncio's _force_close, once the type dropped its queue:
+ * closing, the watcher updated, connection_lost(exc, or None when NULL)
+ * scheduled. 0, or -1 (RuntimeError: the loop is closed). */
+int fl_tb_schedule_lost(fl_transport_base *b, PyObject *exc);
 
 /* A write after the connection was lost: counted, and from the 5th on
  * logged as loop._fl_log_warning(msg), as asyncio. 0 or -1. */

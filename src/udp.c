@@ -79,7 +79,7 @@ typedef struct {
 #define B(self) (&(self)->base)
 
 static int udp_on_io(fl_io *io, unsigned events);
-static int force_close(fl_udp *self, PyObject *exc);
+static int force_close(fl_transport_base *b, PyObject *exc);
 static PyObject *udp_call_connection_lost(fl_udp *self, PyObject *exc);
 
 /* ------------------------------------------------------------------ */
@@ -99,19 +99,10 @@ call_proto(fl_udp *self, const char *name, PyObject *const *args,
                              self->base.protocol, name, args, nargs);
 }
 
-static void
-force_close_obj(PyObject *self, PyObject *exc)
-{
-    if (force_close((fl_udp *)self, exc) < 0) {
-        PyErr_WriteUnraisable(self);
-    }
-}
-
 static int
 fatal_error(fl_udp *self, const char *msg)
 {
-    return fl_tr_fatal_error(self->base.loop, (PyObject *)self, msg,
-                             force_close_obj);
+    return fl_tb_fatal_error(B(self), msg);
 }
 
 /* An exception escaped a protocol callback run from the transport's
@@ -179,15 +170,15 @@ wanted_mask(fl_udp *self)
 /* Brings the loop's watcher in line with the transport's state. May drop
  * the loop's reference to self: callers hold their own. */
 static int
-update_io(fl_udp *self)
+update_io(fl_transport_base *b)
 {
-    return fl_tb_set_mask(B(self), wanted_mask(self));
+    return fl_tb_set_mask(b, wanted_mask((fl_udp *)b));
 }
 
 static void
 update_io_noerr(fl_udp *self)
 {
-    if (update_io(self) < 0) {
+    if (update_io(B(self)) < 0) {
         PyErr_WriteUnraisable((PyObject *)self);
     }
 }
@@ -324,8 +315,9 @@ maybe_resume_protocol(fl_udp *self)
 
 /* Closes the socket exactly once. */
 static void
-close_fd(fl_udp *self)
+close_fd(fl_transport_base *b)
 {
+    fl_udp *self = (fl_udp *)b;
     PyObject *r;
 
     if (self->base.fd_closed) {
@@ -343,24 +335,16 @@ close_fd(fl_udp *self)
 
 /* asyncio's _force_close. */
 static int
-force_close(fl_udp *self, PyObject *exc)
+force_close(fl_transport_base *b, PyObject *exc)
 {
-    int rc = 0;
+    fl_udp *self = (fl_udp *)b;
 
     if (self->base.conn_lost) {
         return 0;
     }
     wbuf_clear(self);
     self->wtail = 0;
-    self->base.closing = 1;
-    self->base.conn_lost++;
-    Py_INCREF(self);
-    update_io_noerr(self);
-    /* Fails (RuntimeError) only on a closed loop, like call_soon. */
-    rc = fl_tb_call_soon(B(self), "_call_connection_lost",
-                         exc ? exc : Py_None);
-    Py_DECREF(self);
-    return rc;
+    return fl_tb_schedule_lost(b, exc);
 }
 
 static PyObject *
@@ -383,11 +367,11 @@ udp_call_connection_lost(fl_udp *self, PyObject *exc)
     if (r == NULL) {
         PyObject *et, *ev, *etb;
         PyErr_Fetch(&et, &ev, &etb);
-        close_fd(self);
+        close_fd(B(self));
         PyErr_Restore(et, ev, etb);
     }
     else {
-        close_fd(self);
+        close_fd(B(self));
     }
     Py_CLEAR(self->base.protocol);
     Py_CLEAR(self->datagram_received);
@@ -741,12 +725,7 @@ udp_sendto(fl_udp *self, PyObject *const *args, Py_ssize_t nargs,
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (!PyBytes_Check(data) && !PyByteArray_Check(data) &&
-        !PyMemoryView_Check(data))
-    {
-        PyErr_Format(PyExc_TypeError,
-                     "data argument must be a bytes-like object, not '%.200s'",
-                     Py_TYPE(data)->tp_name);
+    if (fl_tr_check_bytes_like(data) < 0) {
         return NULL;
     }
     if (self->address != NULL) {
@@ -843,7 +822,7 @@ udp_sendto(fl_udp *self, PyObject *const *args, Py_ssize_t nargs,
     }
     rc = wbuf_push(self, bytes, self->connected ? NULL : addr, &sa, salen);
     Py_DECREF(bytes);
-    if (rc < 0 || update_io(self) < 0) {
+    if (rc < 0 || update_io(B(self)) < 0) {
         return NULL;
     }
     maybe_pause_protocol(self);
@@ -887,7 +866,7 @@ udp_fatal_error(fl_udp *self, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     fl_tb_report(B(self), "_fl_transport_error", exc, msg);
-    if (force_close(self, exc) < 0) {
+    if (force_close(B(self), exc) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -984,24 +963,6 @@ set_sock_extra(fl_udp *self, const char *key, const char *method)
     return rc;
 }
 
-static int
-ops_update_io(fl_transport_base *b)
-{
-    return update_io((fl_udp *)b);
-}
-
-static int
-ops_force_close(fl_transport_base *b, PyObject *exc)
-{
-    return force_close((fl_udp *)b, exc);
-}
-
-static void
-ops_close_fd(fl_transport_base *b)
-{
-    close_fd((fl_udp *)b);
-}
-
 static Py_ssize_t
 ops_buffer_size(fl_transport_base *b)
 {
@@ -1009,9 +970,9 @@ ops_buffer_size(fl_transport_base *b)
 }
 
 static const fl_transport_ops udp_ops = {
-    .update_io = ops_update_io,
-    .force_close = ops_force_close,
-    .close_fd = ops_close_fd,
+    .update_io = update_io,
+    .force_close = force_close,
+    .close_fd = close_fd,
     .buffer_size = ops_buffer_size,
 };
 

@@ -36,6 +36,33 @@ fl_wbuf_push(fl_wbuf *b, PyObject *bytes, Py_ssize_t off)
     return 0;
 }
 
+int
+fl_wbuf_push_rest(fl_wbuf *b, PyObject *data, Py_buffer *view,
+                  Py_ssize_t sent)
+{
+    PyObject *bytes;
+    int rc;
+
+    /* bytes are immutable: a reference will do. */
+    if (PyBytes_CheckExact(data)) {
+        bytes = Py_NewRef(data);
+    }
+    else {
+        bytes = PyBytes_FromStringAndSize((char *)view->buf + sent,
+                                          view->len - sent);
+        sent = 0;
+    }
+    if (view->obj != NULL) {
+        PyBuffer_Release(view);
+    }
+    if (bytes == NULL) {
+        return -1;
+    }
+    rc = fl_wbuf_push(b, bytes, sent);
+    Py_DECREF(bytes);
+    return rc;
+}
+
 void
 fl_wbuf_consume(fl_wbuf *b, Py_ssize_t n)
 {

@@ -20,6 +20,10 @@ typedef struct {
 
 /* Queues bytes[off:] (increfs bytes). 0, or -1 with MemoryError. */
 int fl_wbuf_push(fl_wbuf *b, PyObject *bytes, Py_ssize_t off);
+/* The end of write(): queues what is left of data (whose buffer is view)
+ * after `sent` bytes, and releases view unless its obj is NULL. */
+int fl_wbuf_push_rest(fl_wbuf *b, PyObject *data, Py_buffer *view,
+                      Py_ssize_t sent);
 /* Drops n sent bytes from the front. */
 void fl_wbuf_consume(fl_wbuf *b, Py_ssize_t n);
 /* Drops everything queued (keeps the ring's memory). */

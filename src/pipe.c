@@ -72,20 +72,6 @@ static int pipe_on_io(fl_io *io, unsigned events);
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static int
-check_init(fl_pipe *self)
-{
-    return fl_tb_check_init(B(self));
-}
-
-/* Calls protocol.<name>(*args) in the transport's context. */
-static PyObject *
-call_proto(fl_pipe *self, const char *name, PyObject *const *args,
-           Py_ssize_t nargs)
-{
-    return fl_tb_call_proto(B(self), name, args, nargs);
-}
-
 /* loop.call_exception_handler({message, exception, transport, protocol}).
  * Never raises. */
 static void
@@ -319,7 +305,7 @@ pipe_call_connection_lost(fl_pipe *self, PyObject *exc)
 {
     PyObject *r;
 
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     self->lost = 1;
@@ -327,7 +313,7 @@ pipe_call_connection_lost(fl_pipe *self, PyObject *exc)
         Py_RETURN_NONE; /* already done */
     }
     Py_INCREF(self);
-    r = call_proto(self, "connection_lost", &exc, 1);
+    r = fl_tb_call_proto(B(self), "connection_lost", &exc, 1);
     fl_wbuf_clear(&self->wbuf);
     if (r == NULL) {
         /* connection_lost()'s exception wins, as asyncio's finally. */
@@ -587,12 +573,11 @@ pipe_on_io(fl_io *io, unsigned events)
 /* ------------------------------------------------------------------ */
 /* Python API, both sides                                              */
 
-static PyObject *
-pipe_set_protocol(fl_pipe *self, PyObject *protocol)
+static int
+set_protocol(fl_transport_base *b, PyObject *protocol)
 {
-    if (check_init(self) < 0) {
-        return NULL;
-    }
+    fl_pipe *self = (fl_pipe *)b;
+
     Py_CLEAR(self->data_received);
     if (!self->writer) {
         self->data_received =
@@ -602,15 +587,15 @@ pipe_set_protocol(fl_pipe *self, PyObject *protocol)
             PyErr_Clear();
         }
     }
-    fl_tb_set_protocol(B(self), protocol);
-    Py_RETURN_NONE;
+    fl_tb_set_protocol(b, protocol);
+    return 0;
 }
 
 /* Scheduled after connection_made(): start watching the fd. */
 static PyObject *
 pipe_start(fl_pipe *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (self->base.closing || self->base.fd_closed) {
@@ -688,7 +673,7 @@ pipe_resume_reading(fl_pipe *self, PyObject *unused)
 static PyObject *
 pipe_read_close(fl_pipe *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (!self->base.closing && do_close(B(self), NULL) < 0) {
@@ -706,7 +691,7 @@ pipe_write(fl_pipe *self, PyObject *data)
     Py_buffer view;
     ssize_t n = 0;
 
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (fl_tr_check_bytes_like(data) < 0) {
@@ -764,7 +749,7 @@ pipe_write(fl_pipe *self, PyObject *data)
 static PyObject *
 pipe_write_eof(fl_pipe *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (self->base.closing) {
@@ -798,7 +783,7 @@ pipe_can_write_eof(fl_pipe *self, PyObject *unused)
 static PyObject *
 pipe_write_close(fl_pipe *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (self->pipe != NULL && !self->base.closing) {
@@ -841,6 +826,7 @@ static const fl_transport_ops pipe_ops = {
     .force_close = do_close,
     .close_fd = ops_close_fd,
     .buffer_size = ops_buffer_size,
+    .set_protocol = set_protocol,
 };
 
 static int
@@ -910,11 +896,9 @@ pipe_init(fl_pipe *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     self->base.initialised = 1;
-    r = pipe_set_protocol(self, protocol);
-    if (r == NULL) {
+    if (set_protocol(B(self), protocol) < 0) {
         goto fail;
     }
-    Py_DECREF(r);
     /* connection_made, then watching, then the waiter: as asyncio. */
     if (fl_tb_schedule_start(B(self), protocol, "_fl_start", waiter) < 0) {
         goto fail;
@@ -998,7 +982,7 @@ set_pipe(fl_pipe *self, PyObject *value, void *c)
         PyErr_SetString(PyExc_AttributeError, "cannot delete _pipe");
         return -1;
     }
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return -1;
     }
     if (value == Py_None) {
@@ -1069,7 +1053,8 @@ static PyMethodDef read_methods[] = {
     FL_NOARGS("is_reading", fl_tb_is_reading),
     FL_NOARGS("pause_reading", pipe_pause_reading),
     FL_NOARGS("resume_reading", pipe_resume_reading),
-    {"set_protocol", (PyCFunction)pipe_set_protocol, METH_O, "set_protocol($self, protocol, /)\n--\n\n"},
+    {"set_protocol", (PyCFunction)fl_tb_set_protocol_meth, METH_O,
+     "set_protocol($self, protocol, /)\n--\n\n"},
     FL_NOARGS("get_protocol", fl_tb_get_protocol),
     {"_call_connection_lost", (PyCFunction)pipe_call_connection_lost, METH_O,
      "_call_connection_lost($self, exc, /)\n--\n\n"},
@@ -1089,7 +1074,8 @@ static PyMethodDef write_methods[] = {
      METH_VARARGS | METH_KEYWORDS, "set_write_buffer_limits($self, high=None, low=None)\n--\n\n"},
     FL_NOARGS("get_write_buffer_limits", fl_tb_get_write_buffer_limits),
     FL_NOARGS("get_write_buffer_size", fl_tb_get_write_buffer_size),
-    {"set_protocol", (PyCFunction)pipe_set_protocol, METH_O, "set_protocol($self, protocol, /)\n--\n\n"},
+    {"set_protocol", (PyCFunction)fl_tb_set_protocol_meth, METH_O,
+     "set_protocol($self, protocol, /)\n--\n\n"},
     FL_NOARGS("get_protocol", fl_tb_get_protocol),
     {"_call_connection_lost", (PyCFunction)pipe_call_connection_lost, METH_O,
      "_call_connection_lost($self, exc, /)\n--\n\n"},

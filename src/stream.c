@@ -30,25 +30,6 @@ static int force_close(fl_transport_base *b, PyObject *exc);
 /* Helpers                                                             */
 
 static int
-check_init(fl_stream *self)
-{
-    return fl_tb_check_init(B(self));
-}
-
-static PyObject *
-call_proto(fl_stream *self, const char *name, PyObject *const *args,
-           Py_ssize_t nargs)
-{
-    return fl_tb_call_proto(B(self), name, args, nargs);
-}
-
-static void
-report(fl_stream *self, const char *helper, PyObject *exc, const char *msg)
-{
-    fl_tb_report(B(self), helper, exc, msg);
-}
-
-static int
 fatal_error(fl_stream *self, const char *msg)
 {
     return fl_tb_fatal_error(B(self), msg);
@@ -221,12 +202,12 @@ stream_call_connection_lost(fl_stream *self, PyObject *exc)
 {
     PyObject *r = NULL, *server, *et, *ev, *etb;
 
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     Py_INCREF(self);
     if (self->base.protocol_connected && self->base.protocol != NULL) {
-        r = call_proto(self, "connection_lost", &exc, 1);
+        r = fl_tb_call_proto(B(self), "connection_lost", &exc, 1);
     }
     else {
         r = Py_NewRef(Py_None);
@@ -263,7 +244,7 @@ stream_call_connection_lost(fl_stream *self, PyObject *exc)
 static int
 on_eof(fl_stream *self)
 {
-    PyObject *r = call_proto(self, "eof_received", NULL, 0);
+    PyObject *r = fl_tb_call_proto(B(self), "eof_received", NULL, 0);
     int keep;
 
     if (r == NULL) {
@@ -471,7 +452,7 @@ on_writable(fl_stream *self)
             return -1;
         }
         settle_empty_waiter(self, exc);
-        report(self, "_fl_transport_error", exc,
+        fl_tb_report(B(self), "_fl_transport_error", exc,
                "Fatal write error on socket transport");
         fl_tb_force_close_noerr(B(self), exc);
         Py_DECREF(exc);
@@ -536,7 +517,7 @@ stream_write(fl_stream *self, PyObject *data)
     Py_buffer view;
     ssize_t n = 0;
 
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (fl_tr_check_bytes_like(data) < 0) {
@@ -613,7 +594,7 @@ stream_writelines(fl_stream *self, PyObject *lines)
     PyObject *it, *item;
     int was_empty;
 
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (self->eof) {
@@ -703,7 +684,7 @@ stream_writelines(fl_stream *self, PyObject *lines)
 static PyObject *
 stream_write_eof(fl_stream *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (self->base.closing || self->eof) {
@@ -728,7 +709,8 @@ stream_can_write_eof(fl_stream *self, PyObject *unused)
 static PyObject *
 stream_close(fl_stream *self, PyObject *unused)
 {
-    if (check_init(self) < 0 || fl_tb_close(B(self), self->wbuf.len != 0) < 0)
+    if (fl_tb_check_init(B(self)) < 0 ||
+        fl_tb_close(B(self), self->wbuf.len != 0) < 0)
     {
         return NULL;
     }
@@ -756,8 +738,9 @@ stream_set_write_buffer_limits(fl_stream *self, PyObject *args,
 }
 
 static int
-set_protocol(fl_stream *self, PyObject *protocol)
+set_protocol(fl_transport_base *b, PyObject *protocol)
 {
+    fl_stream *self = (fl_stream *)b;
     fl_state *st = ST(self);
     int buffered = PyObject_IsInstance(protocol, st->aio_BufferedProtocol);
 
@@ -787,15 +770,6 @@ set_protocol(fl_stream *self, PyObject *protocol)
     self->buffered = (char)buffered;
     fl_tb_set_protocol(B(self), protocol);
     return 0;
-}
-
-static PyObject *
-stream_set_protocol(fl_stream *self, PyObject *protocol)
-{
-    if (check_init(self) < 0 || set_protocol(self, protocol) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
 }
 
 /* Returns the socket object, creating it for an accepted fd on demand
@@ -898,7 +872,7 @@ stream_get_extra_info(fl_stream *self, PyObject *args, PyObject *kwargs)
 static PyObject *
 stream_release_fd(fl_stream *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (self->base.fd_closed || self->fd_released) {
@@ -914,7 +888,7 @@ stream_release_fd(fl_stream *self, PyObject *unused)
 static PyObject *
 stream_claim_fd(fl_stream *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (!self->fd_released) {
@@ -938,7 +912,7 @@ stream_make_empty_waiter(fl_stream *self, PyObject *unused)
 {
     PyObject *f;
 
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (self->empty_waiter != NULL) {
@@ -1002,7 +976,7 @@ setup(fl_stream *self, fl_loop *loop, PyObject *protocol, PyObject *waiter,
       PyObject *extra, PyObject *server)
 {
     if (fl_tb_setup(B(self), loop, &stream_ops, stream_on_io, extra) < 0 ||
-        set_protocol(self, protocol) < 0)
+        set_protocol(B(self), protocol) < 0)
     {
         return -1;
     }
@@ -1143,6 +1117,7 @@ static const fl_transport_ops stream_ops = {
     .force_close = force_close,
     .close_fd = close_fd,
     .buffer_size = ops_buffer_size,
+    .set_protocol = set_protocol,
 };
 
 static PyObject *
@@ -1179,7 +1154,8 @@ static PyMethodDef stream_methods[] = {
      METH_VARARGS | METH_KEYWORDS, "set_write_buffer_limits($self, high=None, low=None)\n--\n\n"},
     FL_NOARGS("get_write_buffer_limits", fl_tb_get_write_buffer_limits),
     FL_NOARGS("get_write_buffer_size", fl_tb_get_write_buffer_size),
-    {"set_protocol", (PyCFunction)stream_set_protocol, METH_O, "set_protocol($self, protocol, /)\n--\n\n"},
+    {"set_protocol", (PyCFunction)fl_tb_set_protocol_meth, METH_O,
+     "set_protocol($self, protocol, /)\n--\n\n"},
     FL_NOARGS("get_protocol", fl_tb_get_protocol),
     {"get_extra_info", (PyCFunction)(void (*)(void))stream_get_extra_info,
      METH_VARARGS | METH_KEYWORDS, "get_extra_info($self, name, default=None)\n--\n\n"},

@@ -617,6 +617,17 @@ fl_tb_get_protocol(PyObject *self, PyObject *unused)
 }
 
 PyObject *
+fl_tb_set_protocol_meth(PyObject *self, PyObject *protocol)
+{
+    fl_transport_base *b = TB(self);
+
+    if (fl_tb_check_init(b) < 0 || b->ops->set_protocol(b, protocol) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject *
 fl_tb_abort(PyObject *self, PyObject *unused)
 {
     fl_transport_base *b = TB(self);

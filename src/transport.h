@@ -102,6 +102,9 @@ typedef struct {
     void (*close_fd)(fl_transport_base *b);
     /* get_write_buffer_size() */
     Py_ssize_t (*buffer_size)(fl_transport_base *b);
+    /* set_protocol(): caches the protocol's methods the type calls, then
+     * fl_tb_set_protocol(). 0 or -1. */
+    int (*set_protocol)(fl_transport_base *b, PyObject *protocol);
 } fl_transport_ops;
 
 /* The first member (`base`) of every transport struct. It starts with
@@ -294,6 +297,7 @@ PyObject *fl_tb_start_reading(PyObject *self, PyObject *unused);
 PyObject *fl_tb_get_write_buffer_limits(PyObject *self, PyObject *unused);
 PyObject *fl_tb_get_write_buffer_size(PyObject *self, PyObject *unused);
 PyObject *fl_tb_get_protocol(PyObject *self, PyObject *unused);
+PyObject *fl_tb_set_protocol_meth(PyObject *self, PyObject *protocol);
 PyObject *fl_tb_abort(PyObject *self, PyObject *unused);
 /* asyncio's _force_close(exc) (used by sslproto on the raw transport). */
 PyObject *fl_tb_force_close_meth(PyObject *self, PyObject *exc);

@@ -85,12 +85,6 @@ static PyObject *udp_call_connection_lost(fl_udp *self, PyObject *exc);
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static int
-check_init(fl_udp *self)
-{
-    return fl_tb_check_init(B(self));
-}
-
 static PyObject *
 call_proto(fl_udp *self, const char *name, PyObject *const *args,
            Py_ssize_t nargs, int in_ctx)
@@ -352,7 +346,7 @@ udp_call_connection_lost(fl_udp *self, PyObject *exc)
 {
     PyObject *r;
 
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     Py_INCREF(self);
@@ -722,7 +716,7 @@ udp_sendto(fl_udp *self, PyObject *const *args, Py_ssize_t nargs,
                         "sendto() missing required argument 'data'");
         return NULL;
     }
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (fl_tr_check_bytes_like(data) < 0) {
@@ -838,7 +832,7 @@ lost:
 static PyObject *
 udp_close(fl_udp *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (!self->base.closing && self->wlen == 0) {
@@ -862,7 +856,7 @@ udp_fatal_error(fl_udp *self, PyObject *args, PyObject *kwargs)
     {
         return NULL;
     }
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     fl_tb_report(B(self), "_fl_transport_error", exc, msg);
@@ -876,7 +870,7 @@ udp_fatal_error(fl_udp *self, PyObject *args, PyObject *kwargs)
 static PyObject *
 udp_read_ready(fl_udp *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (!self->base.conn_lost && !self->base.fd_closed && read_one(self) < 0) {
@@ -889,7 +883,7 @@ udp_read_ready(fl_udp *self, PyObject *unused)
 static PyObject *
 udp_sendto_ready(fl_udp *self, PyObject *unused)
 {
-    if (check_init(self) < 0) {
+    if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }
     if (!self->base.fd_closed && sendto_ready(self) < 0) {
@@ -909,8 +903,9 @@ udp_set_write_buffer_limits(fl_udp *self, PyObject *args, PyObject *kwargs)
 }
 
 static int
-set_protocol(fl_udp *self, PyObject *protocol)
+set_protocol(fl_transport_base *b, PyObject *protocol)
 {
+    fl_udp *self = (fl_udp *)b;
     PyObject *dr = PyObject_GetAttrString(protocol, "datagram_received");
 
     if (dr == NULL) {
@@ -923,15 +918,6 @@ set_protocol(fl_udp *self, PyObject *protocol)
     Py_XSETREF(self->datagram_received, dr);
     fl_tb_set_protocol(B(self), protocol);
     return 0;
-}
-
-static PyObject *
-udp_set_protocol(fl_udp *self, PyObject *protocol)
-{
-    if (check_init(self) < 0 || set_protocol(self, protocol) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -974,6 +960,7 @@ static const fl_transport_ops udp_ops = {
     .force_close = force_close,
     .close_fd = close_fd,
     .buffer_size = ops_buffer_size,
+    .set_protocol = set_protocol,
 };
 
 static int
@@ -1041,7 +1028,7 @@ udp_init(fl_udp *self, PyObject *args, PyObject *kwargs)
     if (address != Py_None) {
         self->address = Py_NewRef(address);
     }
-    if (set_protocol(self, protocol) < 0) {
+    if (set_protocol(B(self), protocol) < 0) {
         return -1;
     }
     self->base.initialised = 1;
@@ -1147,7 +1134,8 @@ static PyMethodDef udp_methods[] = {
      METH_VARARGS | METH_KEYWORDS, "set_write_buffer_limits($self, high=None, low=None)\n--\n\n"},
     FL_NOARGS("get_write_buffer_limits", fl_tb_get_write_buffer_limits),
     FL_NOARGS("get_write_buffer_size", fl_tb_get_write_buffer_size),
-    {"set_protocol", (PyCFunction)udp_set_protocol, METH_O, "set_protocol($self, protocol, /)\n--\n\n"},
+    {"set_protocol", (PyCFunction)fl_tb_set_protocol_meth, METH_O,
+     "set_protocol($self, protocol, /)\n--\n\n"},
     FL_NOARGS("get_protocol", fl_tb_get_protocol),
     {"_call_connection_lost", (PyCFunction)udp_call_connection_lost, METH_O,
      "_call_connection_lost($self, exc, /)\n--\n\n"},

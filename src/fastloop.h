@@ -30,6 +30,7 @@ typedef struct {
     PyObject *extract_stack;       /* traceback.extract_stack */
     PyObject *str_context;
     PyObject *str_context_alias;  /* a non-interned "context" seen last */
+    PyObject *empty_tuple;        /* the args of a callback without any */
     PyObject *str_loop;
     PyObject *str_name;
     PyObject *str_fileno;

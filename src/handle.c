@@ -87,11 +87,16 @@ source_traceback(fl_state *st)
     return PyObject_CallOneArg(st->extract_stack, frame ? frame : Py_None);
 }
 
-static PyObject *
-pack_args(PyObject *const *args, Py_ssize_t nargs)
+static inline PyObject *
+pack_args(fl_state *st, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *t = PyTuple_New(nargs);
+    PyObject *t;
     Py_ssize_t i;
+
+    if (nargs == 0) {
+        return Py_NewRef(st->empty_tuple);
+    }
+    t = PyTuple_New(nargs);
 
     if (t == NULL) {
         return NULL;
@@ -103,11 +108,11 @@ pack_args(PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* Fills the asyncio.Handle slots of a freshly allocated handle. */
-static int
+static inline int
 init_common(PyObject *h, fl_state *st, fl_loop *loop, PyObject *cb,
             PyObject *const *args, Py_ssize_t nargs, PyObject *context)
 {
-    PyObject *t = pack_args(args, nargs);
+    PyObject *t = pack_args(st, args, nargs);
 
     if (t == NULL) {
         return -1;
@@ -169,7 +174,7 @@ init_common(PyObject *h, fl_state *st, fl_loop *loop, PyObject *cb,
  * page-fault on this VM's costly faults). */
 #define FREE_NEXT(h) (*(PyObject **)((char *)(h) + fl_off.callback))
 
-static PyObject *
+static inline PyObject *
 alloc_handle(fl_loop *loop, PyTypeObject *tp, int kind)
 {
     PyObject *h = loop->freelist[kind];

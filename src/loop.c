@@ -225,10 +225,20 @@ make_soon(fl_loop *self, PyObject *const *args, Py_ssize_t nargs,
     fl_bound b;
     PyObject *h, *cb;
 
-    if (fl_bind(self->state, args, nargs, kwnames, names_cb, 1, 1, &b,
-                method) < 0 ||
-        fl_loop_check_closed(self) < 0)
+    if (kwnames == NULL && nargs >= 1) {
+        /* call_soon(callback, *args): nothing to bind by name. */
+        b.p[0] = args[0];
+        b.rest = args + 1;
+        b.nrest = nargs - 1;
+        b.ctx = NULL;
+    }
+    else if (fl_bind(self->state, args, nargs, kwnames, names_cb, 1, 1, &b,
+                     method) < 0)
     {
+        return NULL;
+    }
+    if (self->closed) {
+        (void)fl_loop_check_closed(self);
         return NULL;
     }
     cb = b.p[0];

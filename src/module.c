@@ -70,7 +70,8 @@ module_exec(PyObject *mod)
         return -1;
     }
     st->kw_loop = PyTuple_Pack(1, st->str_loop);
-    if (st->kw_loop == NULL) {
+    st->empty_tuple = PyTuple_New(0);
+    if (st->kw_loop == NULL || st->empty_tuple == NULL) {
         return -1;
     }
     if (fl_handle_init_types(mod, st) < 0) {
@@ -151,6 +152,7 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->extract_stack);
     Py_CLEAR(st->str_context);
     Py_CLEAR(st->str_context_alias);
+    Py_CLEAR(st->empty_tuple);
     Py_CLEAR(st->str_loop);
     Py_CLEAR(st->str_name);
     Py_CLEAR(st->str_fileno);

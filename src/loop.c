@@ -50,6 +50,14 @@ fl_loop_check_closed(fl_loop *loop)
     return 0;
 }
 
+/* Is this loop the one running in this thread? (asyncio's running loop:
+ * the loop sets it around run_forever.) */
+static inline int
+fl_loop_is_current(fl_loop *loop)
+{
+    return loop->running && loop->thread_id == PyThread_get_thread_ident();
+}
+
 static int
 check_thread(fl_loop *loop)
 {
@@ -836,6 +844,10 @@ loop_create_future(fl_loop *self, PyObject *unused)
 {
     PyObject *stack[2] = {NULL, (PyObject *)self};
 
+    if (fl_loop_is_current(self)) {
+        /* Future() finds this loop as the running one (see create_task). */
+        return PyObject_Vectorcall(self->state->aio_Future, NULL, 0, NULL);
+    }
     return PyObject_Vectorcall(self->state->aio_Future, stack + 1,
                                0 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                self->state->kw_loop);
@@ -983,8 +995,16 @@ loop_create_task(fl_loop *self, PyObject *const *args, size_t nargsf,
     }
     nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     if (self->task_factory == NULL && nkw == 0) {
-        /* The common case: Task(coro, loop=self), one vectorcall. */
+        /* The common case: Task(coro, loop=self), one vectorcall. From a
+         * callback of this loop, Task(coro) finds the same loop as the
+         * running one (asyncio's C Future asks for it only when `loop` is
+         * None) and its call builds no keyword dict. */
         PyObject *stack[3] = {NULL, args[0], (PyObject *)self};
+        if (fl_loop_is_current(self)) {
+            return PyObject_Vectorcall(self->state->aio_Task, stack + 1,
+                                       1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                       NULL);
+        }
         return PyObject_Vectorcall(self->state->aio_Task, stack + 1,
                                    1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                    self->state->kw_loop);

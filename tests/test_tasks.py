@@ -41,6 +41,45 @@ def test_create_future_exact_type(loop):
     assert loop.run_until_complete(f) == 1
 
 
+def test_futures_and_tasks_belong_to_their_loop_wherever_made(loop):
+    """Inside its own callbacks, outside any run, and from a callback of
+    another loop running in another thread, create_future/create_task bind
+    the loop they were called on (fastloop skips the loop= keyword only
+    when the loop is the one running in the calling thread)."""
+    other = asyncio.new_event_loop()
+    made = {}
+
+    async def inside():
+        made["inside"] = (loop.create_future(), loop.create_task(returns_immediately(1)))
+        await made["inside"][1]
+        # while loop runs here, another thread runs `other` and calls
+        # loop's methods from other's callback (blocking loop meanwhile)
+        th = threading.Thread(target=in_other_thread)
+        th.start()
+        th.join()
+
+    def in_other_thread():
+        asyncio.set_event_loop(other)
+
+        async def on_other():
+            # `other` is running here; loop is not
+            f = loop.create_future()
+            t = loop.create_task(returns_immediately(2))
+            made["other"] = (f, t)
+
+        other.run_until_complete(on_other())
+
+    try:
+        made["before"] = (loop.create_future(), loop.create_task(returns_immediately(0)))
+        run(loop, inside())
+        for where, (f, t) in made.items():
+            assert f.get_loop() is loop, where
+            assert t.get_loop() is loop, where
+        run(loop, asyncio.gather(made["before"][1], made["other"][1]))
+    finally:
+        other.close()
+
+
 def test_create_future_distinct_objects(loop):
     a, b = loop.create_future(), loop.create_future()
     assert a is not b

@@ -627,3 +627,51 @@ def test_reader_params_by_keyword(loop):
     finally:
         os.close(r)
         os.close(w)
+
+
+# --------------------------------------------------------------------------
+# transports: write buffer limits out of range
+
+
+async def _transport(loop, kind, stack):
+    """A transport of each kind fastloop implements in C (closed by stack)."""
+    import socket
+
+    if kind == "stream":
+        a, b = socket.socketpair()
+        stack.append(b.close)
+        tr, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
+    elif kind == "datagram":
+        tr, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    else:
+        r, w = os.pipe()
+        stack.append(lambda: os.close(r))
+        tr, _ = await loop.connect_write_pipe(
+            asyncio.Protocol, os.fdopen(w, "wb", 0))
+    stack.append(tr.close)
+    return tr
+
+
+@pytest.mark.parametrize("kind", ["stream", "datagram", "pipe"])
+def test_write_limits_low_overflow_fastloop(loop, fastloop_only, kind):
+    """4 * low must fit a Py_ssize_t (asyncio computes it with Python ints):
+    OverflowError, the limits unchanged; a huge high is fine."""
+    stack = []
+
+    async def main():
+        tr = await _transport(loop, kind, stack)
+        with pytest.raises(OverflowError, match="low is too large"):
+            tr.set_write_buffer_limits(low=2**62)
+        assert tr.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
+        tr.set_write_buffer_limits(high=2**62)
+        assert tr.get_write_buffer_limits() == (2**60, 2**62)
+        with pytest.raises(ValueError, match=r"high \(1\) must be >= low"):
+            tr.set_write_buffer_limits(high=1, low=2)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        for f in reversed(stack):
+            f()
+        run_once(loop)

@@ -50,12 +50,20 @@ fl_loop_check_closed(fl_loop *loop)
     return 0;
 }
 
-/* Is this loop the one running in this thread? (asyncio's running loop:
- * the loop sets it around run_forever.) */
+/* May Task(coro)/Future() be left to find this loop as the running one?
+ * Only if it is the loop running in this thread (the loop sets asyncio's
+ * running loop around run_forever), and only on 3.12+: before, the C
+ * _asyncio's running-loop lookup makes a getpid() system call each time,
+ * dearer than the keyword dict it would save. */
 static inline int
 fl_loop_is_current(fl_loop *loop)
 {
+#if PY_VERSION_HEX >= 0x030C0000
     return loop->running && loop->thread_id == PyThread_get_thread_ident();
+#else
+    (void)loop;
+    return 0;
+#endif
 }
 
 static int

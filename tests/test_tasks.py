@@ -44,8 +44,9 @@ def test_create_future_exact_type(loop):
 def test_futures_and_tasks_belong_to_their_loop_wherever_made(loop):
     """Inside its own callbacks, outside any run, and from a callback of
     another loop running in another thread, create_future/create_task bind
-    the loop they were called on (fastloop skips the loop= keyword only
-    when the loop is the one running in the calling thread)."""
+    the loop they were called on (fastloop on 3.12+ skips the loop=
+    keyword only when the loop is the one running in the calling
+    thread)."""
     other = asyncio.new_event_loop()
     made = {}
 

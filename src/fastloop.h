@@ -36,7 +36,6 @@ typedef struct {
     PyObject *str_fileno;
     PyObject *str_callback_error; /* "_fl_callback_error" */
     PyObject *str_slow_callback;  /* "_fl_slow_callback" */
-    PyObject *kw_loop;            /* ("loop",) */
     PyObject *kw_loop_name_context;
     PyObject *kw_loop_context;
     PyObject *kw_loop_name;
@@ -201,6 +200,7 @@ typedef struct fl_loop {
     double clock_resolution;
     PyObject *current_handle; /* debug mode only */
     PyObject *task_factory;
+    PyObject *kw_self;     /* {"loop": self}, for Task()/Future() calls */
     PyObject *weakreflist;
     char *rbuf; /* shared read buffer of the stream transports */
     PyObject *rdata; /* bytes kept for reuse by stream.c's read_data */

@@ -66,6 +66,27 @@ fl_loop_is_current(fl_loop *loop)
 #endif
 }
 
+/* {"loop": self}, kept for calling Task(coro, loop=self) and
+ * Future(loop=self) through tp_call: the C types have no vectorcall, so a
+ * keyword-name call would build (and free) a dict every time. Their
+ * initialisers only read it. Borrowed reference, or NULL (exception). */
+static PyObject *
+loop_kwargs(fl_loop *self)
+{
+    if (self->kw_self == NULL) {
+        PyObject *d = PyDict_New();
+        if (d == NULL) {
+            return NULL;
+        }
+        if (PyDict_SetItem(d, self->state->str_loop, (PyObject *)self) < 0) {
+            Py_DECREF(d);
+            return NULL;
+        }
+        self->kw_self = d;
+    }
+    return self->kw_self;
+}
+
 static int
 check_thread(fl_loop *loop)
 {
@@ -850,15 +871,16 @@ loop_close_core(fl_loop *self, PyObject *unused)
 static PyObject *
 loop_create_future(fl_loop *self, PyObject *unused)
 {
-    PyObject *stack[2] = {NULL, (PyObject *)self};
+    PyObject *kw;
 
     if (fl_loop_is_current(self)) {
         /* Future() finds this loop as the running one (see create_task). */
         return PyObject_Vectorcall(self->state->aio_Future, NULL, 0, NULL);
     }
-    return PyObject_Vectorcall(self->state->aio_Future, stack + 1,
-                               0 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                               self->state->kw_loop);
+    kw = loop_kwargs(self);
+    return kw ? PyObject_Call(self->state->aio_Future, self->state->empty_tuple,
+                              kw)
+              : NULL;
 }
 
 /* create_task through the task factory, as base_events.create_task. */
@@ -1003,19 +1025,21 @@ loop_create_task(fl_loop *self, PyObject *const *args, size_t nargsf,
     }
     nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     if (self->task_factory == NULL && nkw == 0) {
-        /* The common case: Task(coro, loop=self), one vectorcall. From a
-         * callback of this loop, Task(coro) finds the same loop as the
-         * running one (asyncio's C Future asks for it only when `loop` is
-         * None) and its call builds no keyword dict. */
-        PyObject *stack[3] = {NULL, args[0], (PyObject *)self};
+        /* The common case, Task(coro, loop=self). From a callback of this
+         * loop (3.12+), Task(coro) finds the same loop as the running one
+         * (asyncio's C Future asks for it only when `loop` is None). */
+        PyObject *kw, *t;
         if (fl_loop_is_current(self)) {
-            return PyObject_Vectorcall(self->state->aio_Task, stack + 1,
-                                       1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                       NULL);
+            return PyObject_Vectorcall(self->state->aio_Task, args, 1, NULL);
         }
-        return PyObject_Vectorcall(self->state->aio_Task, stack + 1,
-                                   1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                   self->state->kw_loop);
+        kw = loop_kwargs(self);
+        t = kw ? PyTuple_Pack(1, args[0]) : NULL;
+        if (t == NULL) {
+            return NULL;
+        }
+        task = PyObject_Call(self->state->aio_Task, t, kw);
+        Py_DECREF(t);
+        return task;
     }
     kwargs = PyDict_New();
     if (kwargs == NULL) {
@@ -1305,6 +1329,7 @@ loop_traverse(fl_loop *self, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->current_handle);
     Py_VISIT(self->task_factory);
+    Py_VISIT(self->kw_self);
     if (fl_stats_traverse(self, visit, arg) ||
         fl_ready_traverse(&self->ready, visit, arg) ||
         fl_heap_traverse(&self->timers, visit, arg) ||
@@ -1320,6 +1345,7 @@ loop_clear(fl_loop *self)
 {
     Py_CLEAR(self->current_handle);
     Py_CLEAR(self->task_factory);
+    Py_CLEAR(self->kw_self);
     fl_stats_clear(self);
     fl_ready_clear(&self->ready);
     fl_heap_clear(&self->timers);

@@ -69,9 +69,8 @@ module_exec(PyObject *mod)
     {
         return -1;
     }
-    st->kw_loop = PyTuple_Pack(1, st->str_loop);
     st->empty_tuple = PyTuple_New(0);
-    if (st->kw_loop == NULL || st->empty_tuple == NULL) {
+    if (st->empty_tuple == NULL) {
         return -1;
     }
     if (fl_handle_init_types(mod, st) < 0) {
@@ -158,7 +157,6 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->str_fileno);
     Py_CLEAR(st->str_callback_error);
     Py_CLEAR(st->str_slow_callback);
-    Py_CLEAR(st->kw_loop);
     Py_CLEAR(st->StreamTransportType);
     Py_CLEAR(st->ListenerType);
     Py_CLEAR(st->aio_Transport);

@@ -174,6 +174,36 @@ init_common(PyObject *h, fl_state *st, fl_loop *loop, PyObject *cb,
  * page-fault on this VM's costly faults). */
 #define FREE_NEXT(h) (*(PyObject **)((char *)(h) + fl_off.callback))
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <stddef.h>
+
+/* Sanitizer builds poison a parked handle (all but its type pointer and
+ * link), so that a use after "free" stays visible to ASan. */
+static void
+park_poison(PyObject *h, int on)
+{
+    char *p = (char *)h;
+    size_t size = (size_t)Py_TYPE(h)->tp_basicsize;
+    size_t type_end = offsetof(PyObject, ob_type) + sizeof(PyTypeObject *);
+    size_t link = (size_t)fl_off.callback, link_end = link + sizeof(h);
+
+    if (!on) {
+        ASAN_UNPOISON_MEMORY_REGION(p, size);
+        return;
+    }
+    ASAN_POISON_MEMORY_REGION(p, offsetof(PyObject, ob_type));
+    if (link > type_end) {
+        ASAN_POISON_MEMORY_REGION(p + type_end, link - type_end);
+    }
+    if (size > link_end) {
+        ASAN_POISON_MEMORY_REGION(p + link_end, size - link_end);
+    }
+}
+#else
+#define park_poison(h, on) ((void)0)
+#endif
+
 static inline PyObject *
 alloc_handle(fl_loop *loop, PyTypeObject *tp, int kind)
 {
@@ -187,6 +217,7 @@ alloc_handle(fl_loop *loop, PyTypeObject *tp, int kind)
     if (--loop->nfree[kind] < loop->free_low[kind]) {
         loop->free_low[kind] = loop->nfree[kind];
     }
+    park_poison(h, 0);
     FREE_NEXT(h) = NULL;
     /* Its slots were cleared when it was freed; PyObject_Init sets the
      * type (taking a reference to it) and a reference count of one. */
@@ -201,6 +232,7 @@ park_handle(fl_loop *loop, PyObject *h, int kind)
     FREE_NEXT(h) = loop->freelist[kind];
     loop->freelist[kind] = h;
     loop->nfree[kind]++;
+    park_poison(h, 1);
 }
 
 /* Frees parked handles of `kind` down to `keep`, at most *budget. */
@@ -212,6 +244,7 @@ freelist_release(fl_loop *loop, int kind, Py_ssize_t keep,
         PyObject *h = loop->freelist[kind];
         loop->freelist[kind] = FREE_NEXT(h);
         loop->nfree[kind]--;
+        park_poison(h, 0);
         PyObject_GC_Del(h);
     }
 }

@@ -49,6 +49,7 @@ class LoopStats(TypedDict):
     slowest: List[SlowCallback]
     ready: int
     timers: int
+    free_handles: int
     readers: int
     writers: int
     fds_watched: int

@@ -66,6 +66,7 @@ KEYS = {
 def test_keys_and_fresh_loop(loop):
     st = loop.stats()
     assert set(st) == KEYS
+    assert set(fastloop._stats.LoopStats.__annotations__) == KEYS
     assert st["iterations"] == st["callbacks_run"] == 0
     assert st["slowest"] == [] and st["transports"] == {}
     assert st["poller"] == "epoll"

@@ -38,17 +38,6 @@ slot_offset(PyObject *cls, const char *name, Py_ssize_t *out)
     return 0;
 }
 
-/* The slot offsets in a fixed order: a Handle has the first 7, a
- * TimerHandle all 9. Filled once at import (read_offsets). */
-static Py_ssize_t slot_offs[9];
-
-static const Py_ssize_t *
-slot_offsets(int timer, int *n)
-{
-    *n = timer ? 9 : 7;
-    return slot_offs;
-}
-
 static int
 read_offsets(PyObject *h, PyObject *th)
 {
@@ -65,15 +54,6 @@ read_offsets(PyObject *h, PyObject *th)
         return -1;
     }
     fl_off.timer_extra = ((PyTypeObject *)th)->tp_basicsize;
-    slot_offs[0] = fl_off.callback;
-    slot_offs[1] = fl_off.args;
-    slot_offs[2] = fl_off.cancelled;
-    slot_offs[3] = fl_off.loop;
-    slot_offs[4] = fl_off.source_traceback;
-    slot_offs[5] = fl_off.repr;
-    slot_offs[6] = fl_off.context;
-    slot_offs[7] = fl_off.when;
-    slot_offs[8] = fl_off.scheduled;
     return 0;
 }
 
@@ -656,12 +636,17 @@ handle_run(PyObject *self, PyObject *unused)
 static int
 traverse_common(PyObject *self, visitproc visit, void *arg, int timer)
 {
-    int i, n;
-    const Py_ssize_t *offs = slot_offsets(timer, &n);
-
     Py_VISIT(Py_TYPE(self));
-    for (i = 0; i < n; i++) {
-        Py_VISIT(*(PyObject **)((char *)self + offs[i]));
+    Py_VISIT(FL_SLOT(self, callback));
+    Py_VISIT(FL_SLOT(self, args));
+    Py_VISIT(FL_SLOT(self, cancelled));
+    Py_VISIT(FL_SLOT(self, loop));
+    Py_VISIT(FL_SLOT(self, source_traceback));
+    Py_VISIT(FL_SLOT(self, repr));
+    Py_VISIT(FL_SLOT(self, context));
+    if (timer) {
+        Py_VISIT(FL_SLOT(self, when));
+        Py_VISIT(FL_SLOT(self, scheduled));
     }
     return 0;
 }

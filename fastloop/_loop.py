@@ -10,6 +10,7 @@ implements raises NotImplementedError from
 """
 
 import asyncio
+import os
 from asyncio import coroutines
 
 from . import _core
@@ -38,6 +39,10 @@ class Loop(
         self._fl_init_net()
         # Like BaseEventLoop.__init__: PYTHONASYNCIODEBUG / -X dev.
         self.set_debug(coroutines._is_debug_mode())
+        # FASTLOOP_IO_FIRST=1: uvloop's order of I/O and callbacks (see
+        # set_io_first and README "Differences").
+        if os.environ.get("FASTLOOP_IO_FIRST", "") not in ("", "0"):
+            self.set_io_first(True)
         self._fl_initialised = True
 
     def set_debug(self, enabled):

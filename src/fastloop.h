@@ -195,6 +195,8 @@ typedef struct fl_loop {
     char in_run_once;
     char run_held; /* running set by _fl_set_running (_run_forever_setup) */
     char in_run;   /* inside _run() */
+    char io_first; /* set_io_first(): C watchers before older callbacks */
+    char io_first_now; /* io_first, except in a run's first iteration */
     unsigned long thread_id;
     double slow_callback_duration;
     double clock_resolution;

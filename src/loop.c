@@ -635,7 +635,10 @@ end_phase(fl_loop *self, double start, double now)
  * queued before the poll, then the I/O callbacks (C transports), then the
  * handles of user watchers and the due timers. */
 /* The callback phase of an iteration: the callbacks queued before the
- * poll, the C watchers' callbacks, the rest. */
+ * poll, the C watchers' callbacks, the rest. With set_io_first(True) the C
+ * watchers' callbacks come first (libuv's order, as uvloop), except in the
+ * first iteration of a run: what was queued while the loop was not running
+ * runs before the I/O that arrived meanwhile, as on uvloop too. */
 static inline int
 run_phase(fl_loop *self, Py_ssize_t nold)
 {
@@ -644,6 +647,15 @@ run_phase(fl_loop *self, Py_ssize_t nold)
     if (nold > ntodo) {
         nold = ntodo;
     }
+    if (self->io_first_now) {
+        if (self->nevents && !self->closed &&
+            fl_io_dispatch(self, self->nevents, 1) < 0)
+        {
+            return -1;
+        }
+        return run_ready(self, ntodo);
+    }
+    self->io_first_now = self->io_first;
     if (run_ready(self, nold) < 0) {
         return -1;
     }
@@ -749,6 +761,7 @@ loop_run(fl_loop *self, PyObject *unused)
      * (run_until_complete of a done future, stop() before run_forever)
      * must see what is already pending, as with asyncio. */
     self->polls_skipped = POLL_EVERY;
+    self->io_first_now = 0;
     now = fl_time();
     for (;;) {
         rc = run_once(self, &now);
@@ -831,6 +844,27 @@ loop_set_debug(fl_loop *self, PyObject *flag)
         return NULL;
     }
     self->debug = (char)v;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_get_io_first(fl_loop *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->io_first);
+}
+
+static PyObject *
+loop_set_io_first(fl_loop *self, PyObject *flag)
+{
+    int v = PyObject_IsTrue(flag);
+
+    if (v < 0) {
+        return NULL;
+    }
+    self->io_first = (char)v;
+    if (!v) {
+        self->io_first_now = 0;
+    }
     Py_RETURN_NONE;
 }
 
@@ -1235,6 +1269,14 @@ static PyMethodDef loop_methods[] = {
      "get_debug($self, /)\n--\n\n"},
     {"set_debug", (PyCFunction)loop_set_debug, METH_O,
      "set_debug($self, enabled, /)\n--\n\n"},
+    {"get_io_first", (PyCFunction)loop_get_io_first, METH_NOARGS,
+     "get_io_first($self, /)\n--\n\n"
+     "True if I/O callbacks run before the callbacks queued earlier."},
+    {"set_io_first", (PyCFunction)loop_set_io_first, METH_O,
+     "set_io_first($self, enabled, /)\n--\n\n"
+     "Run the I/O callbacks of fastloop's transports, servers and sock_*\n"
+     "operations before the callbacks queued in earlier iterations\n"
+     "(uvloop's order) instead of after them (asyncio's)."},
     {"create_future", (PyCFunction)loop_create_future, METH_NOARGS,
      "create_future($self, /)\n--\n\n"},
     {"create_task", (PyCFunction)(void (*)(void))loop_create_task, FC,

@@ -1,0 +1,147 @@
+"""Order of I/O callbacks and queued callbacks within an iteration.
+
+asyncio runs the callbacks queued before a poll first, then the I/O
+callbacks of that poll; fastloop does the same by default. With
+``loop.set_io_first(True)`` (or ``FASTLOOP_IO_FIRST=1``) the I/O callbacks
+of fastloop's own transports come first, as on uvloop -- except in the
+first iteration of a run, where what was queued while the loop was stopped
+still runs first (uvloop too runs its ready queue before its first poll).
+"""
+import asyncio
+import socket
+import time
+
+import pytest
+
+import fastloop
+
+from conftest import run
+
+
+class Recorder(asyncio.Protocol):
+    def __init__(self, out):
+        self.out = out
+
+    def data_received(self, data):
+        self.out.append("data")
+
+
+class DgramRecorder(asyncio.DatagramProtocol):
+    def __init__(self, out):
+        self.out = out
+
+    def datagram_received(self, data, addr):
+        self.out.append("data")
+
+
+async def _stream_pair(loop, out):
+    a, b = socket.socketpair()
+    tr, _ = await loop.create_unix_connection(lambda: Recorder(out), sock=a)
+    return tr, b
+
+
+def _send_then_queue(loop, peer, out):
+    """A callback: the peer sends (loopback delivers at once), a callback is
+    queued behind it, and the callback takes long enough (2 ms) that the
+    next iteration polls -- fastloop skips a non-blocking poll for up to
+    0.5 ms while callbacks are waiting."""
+    peer.sendall(b"x")
+    loop.call_soon(out.append, "cb")
+    time.sleep(0.002)
+
+
+def _run_order(loop, io_first):
+    out = []
+
+    async def main():
+        tr, peer = await _stream_pair(loop, out)
+        try:
+            await asyncio.sleep(0.01)  # connection_made and reading started
+            loop.call_soon(_send_then_queue, loop, peer, out)
+            for _ in range(100):
+                if len(out) == 2:
+                    break
+                await asyncio.sleep(0.005)
+        finally:
+            tr.close()
+            peer.close()
+            await asyncio.sleep(0)
+
+    if io_first:
+        loop.set_io_first(True)
+    run(loop, main())
+    return out
+
+
+def test_queued_callbacks_run_before_io_of_the_next_poll(loop):
+    # asyncio's order, fastloop's default.
+    assert _run_order(loop, io_first=False) == ["cb", "data"]
+
+
+def test_io_first_runs_io_before_earlier_callbacks(loop, fastloop_only):
+    assert _run_order(loop, io_first=True) == ["data", "cb"]
+
+
+def test_io_first_is_off_by_default_and_switchable(loop, fastloop_only):
+    assert loop.get_io_first() is False
+    loop.set_io_first(1)
+    assert loop.get_io_first() is True
+    loop.set_io_first(0)
+    assert loop.get_io_first() is False
+    # Off again: asyncio's order.
+    assert _run_order(loop, io_first=False) == ["cb", "data"]
+
+
+def test_set_io_first_propagates_truth_errors(loop, fastloop_only):
+    class Bad:
+        def __bool__(self):
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        loop.set_io_first(Bad())
+    assert loop.get_io_first() is False
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("yes", True),
+                                             ("0", False), ("", False)])
+def test_env_var_sets_the_default(monkeypatch, value, expected):
+    monkeypatch.setenv("FASTLOOP_IO_FIRST", value)
+    lp = fastloop.new_event_loop()
+    try:
+        assert lp.get_io_first() is expected
+    finally:
+        lp.close()
+
+
+@pytest.mark.parametrize("io_first", [False, True])
+def test_first_iteration_of_a_run_keeps_queued_callbacks_first(loop, io_first):
+    """The pattern of CPython's test_datagram_send_to_non_listening_address:
+    a datagram sent while the loop is stopped, then run_until_complete() of
+    a coroutine that prepares for it. The coroutine's first step was queued
+    before the run, so it runs before the datagram is delivered."""
+    if io_first:
+        if not isinstance(loop, fastloop.Loop):
+            pytest.skip("fastloop-specific behaviour")
+        loop.set_io_first(True)
+    out = []
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    tr, _ = loop.run_until_complete(
+        loop.create_datagram_endpoint(lambda: DgramRecorder(out), sock=sock))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        # Let the loop run a few iterations so io_first is in effect.
+        loop.run_until_complete(asyncio.sleep(0.01))
+        sender.sendto(b"x", sock.getsockname())
+
+        async def prepare():
+            out.append("cb")
+
+        loop.run_until_complete(prepare())
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert out == ["cb", "data"]
+    finally:
+        sender.close()
+        tr.close()
+        loop.run_until_complete(asyncio.sleep(0))

@@ -346,7 +346,9 @@ QUICK_REPEAT = 3
 # Loops.
 # ---------------------------------------------------------------------------
 
-LOOP_KINDS = ("fastloop", "asyncio", "uvloop")
+# fastloop-io-first: fastloop with set_io_first(True) (uvloop's order of I/O
+# and queued callbacks; README "Optional: uvloop's order"), on request only.
+LOOP_KINDS = ("fastloop", "asyncio", "uvloop", "fastloop-io-first")
 
 
 def _import_fastloop():
@@ -382,6 +384,15 @@ def loop_factory(kind):
             os.path.dirname(fastloop.__file__),
         )
         return fastloop.new_event_loop, desc
+    if kind == "fastloop-io-first":
+        factory, desc = loop_factory("fastloop")
+
+        def io_first_loop():
+            loop = factory()
+            loop.set_io_first(True)
+            return loop
+
+        return io_first_loop, desc + ", set_io_first(True)"
     if kind == "asyncio":
         return asyncio.SelectorEventLoop, "asyncio.SelectorEventLoop"
     if kind == "uvloop":

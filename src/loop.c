@@ -1274,9 +1274,10 @@ static PyMethodDef loop_methods[] = {
      "True if I/O callbacks run before the callbacks queued earlier."},
     {"set_io_first", (PyCFunction)loop_set_io_first, METH_O,
      "set_io_first($self, enabled, /)\n--\n\n"
-     "Run the I/O callbacks of fastloop's transports, servers and sock_*\n"
-     "operations before the callbacks queued in earlier iterations\n"
-     "(uvloop's order) instead of after them (asyncio's)."},
+     "Run the I/O callbacks of fastloop's stream, datagram and pipe\n"
+     "transports and servers before the callbacks queued in earlier\n"
+     "iterations (uvloop's order) instead of after them (asyncio's).\n"
+     "A run's first iteration keeps asyncio's order."},
     {"create_future", (PyCFunction)loop_create_future, METH_NOARGS,
      "create_future($self, /)\n--\n\n"},
     {"create_task", (PyCFunction)(void (*)(void))loop_create_task, FC,

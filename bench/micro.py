@@ -331,7 +331,10 @@ CASES = [
          "asyncio.gather of 10,000 trivial coroutines, N/10,000 times"),
     Case("future", case_future, 30_000, "futures",
          "create_future, set_result from a call_soon callback, await"),
-    Case("threadsafe_burst", case_threadsafe_burst, 20_000, "callbacks",
+    # 200,000: a burst must outlast the interpreter's 5 ms GIL switch
+    # interval many times over, or a run measures where the forced switches
+    # between the two threads fall (at 20,000, ~5 ms, A/A spread 20 %).
+    Case("threadsafe_burst", case_threadsafe_burst, 200_000, "callbacks",
          "a thread calls call_soon_threadsafe N times; run them all"),
     Case("thread_pingpong", case_thread_pingpong, 5_000, "round trips",
          "thread -> call_soon_threadsafe -> loop releases a lock -> thread"),

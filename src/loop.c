@@ -835,15 +835,25 @@ loop_get_debug(fl_loop *self, PyObject *unused)
     return PyBool_FromLong(self->debug);
 }
 
-static PyObject *
-loop_set_debug(fl_loop *self, PyObject *flag)
+/* Stores the truth of `flag` in *field (set_debug, set_io_first). */
+static int
+store_truth(char *field, PyObject *flag)
 {
     int v = PyObject_IsTrue(flag);
 
     if (v < 0) {
+        return -1;
+    }
+    *field = (char)v;
+    return 0;
+}
+
+static PyObject *
+loop_set_debug(fl_loop *self, PyObject *flag)
+{
+    if (store_truth(&self->debug, flag) < 0) {
         return NULL;
     }
-    self->debug = (char)v;
     Py_RETURN_NONE;
 }
 
@@ -856,13 +866,10 @@ loop_get_io_first(fl_loop *self, PyObject *unused)
 static PyObject *
 loop_set_io_first(fl_loop *self, PyObject *flag)
 {
-    int v = PyObject_IsTrue(flag);
-
-    if (v < 0) {
+    if (store_truth(&self->io_first, flag) < 0) {
         return NULL;
     }
-    self->io_first = (char)v;
-    if (!v) {
+    if (!self->io_first) {
         self->io_first_now = 0;
     }
     Py_RETURN_NONE;

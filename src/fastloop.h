@@ -294,5 +294,6 @@ PyObject *fl_loop_remove_writer(fl_loop *self, PyObject *const *args,
 int fl_wakeup_init(fl_loop *loop);
 int fl_wakeup_signal(fl_loop *loop);
 void fl_wakeup_drain(fl_loop *loop);
+void fl_wakeup_read(fl_loop *loop, int n);
 
 #endif /* FASTLOOP_H */

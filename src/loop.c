@@ -501,6 +501,9 @@ poll_io(fl_loop *self, int64_t timeout, double now, double *after)
      * instead of after the interpreter's switch interval. */
     Py_BEGIN_ALLOW_THREADS
     n = fl_poller_wait(self->pfd, self->events, self->events_cap, timeout);
+    if (n > 0) {
+        fl_wakeup_read(self, n);
+    }
     Py_END_ALLOW_THREADS
     self->last_poll = *after = fl_time();
     if (n == -EINTR) {

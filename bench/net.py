@@ -114,6 +114,38 @@ CASES = [
     NetCase("http_aiohttp_c100_wrk", "aiohttp", "http", 100, 0,
             "http_aiohttp_c100 driven by wrk -t1 (skipped without wrk)", client="wrk"),
 ]
+
+# Issue #3's echo matrix: every server (Protocol, BufferedProtocol, streams,
+# sock_*) at 1, 10 and 100 KiB and 10 and 100 connections.  The rows the
+# list above already has are reused; `--cases matrix` selects the 24.
+MATRIX_SERVERS = (
+    ("proto", "Protocol echo"),
+    ("buffered", "BufferedProtocol echo"),
+    ("streams", "StreamReader/StreamWriter echo (read, write, drain)"),
+    ("sock", "loop.sock_recv/sock_sendall echo, a task per client"),
+)
+MATRIX_SIZES = (("1K", KIB), ("10K", 10 * KIB), ("100K", 100 * KIB))
+MATRIX_CONNS = (10, 100)
+
+
+def _matrix():
+    known = {c.name: c for c in CASES}
+    out = []
+    for server, what in MATRIX_SERVERS:
+        for label, size in MATRIX_SIZES:
+            for conns in MATRIX_CONNS:
+                name = "tcp_%s_%s_c%d" % (server, label, conns)
+                if name not in known:
+                    known[name] = _echo(name, server, size, conns,
+                                        "%s, %s ping-pong, %d connections"
+                                        % (what, label.replace("K", " KiB"), conns))
+                    CASES.append(known[name])
+                out.append(known[name])
+    return out
+
+
+MATRIX = _matrix()
+CASE_GROUPS = {"matrix": MATRIX}
 CASES_BY_NAME = {c.name: c for c in CASES}
 
 DEFAULT_REPEAT, DEFAULT_DURATION, DEFAULT_WARMUP = 5, 2.0, 0.5
@@ -731,7 +763,8 @@ def pin_text(server_cpus, client_cpus):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="fastloop network benchmarks (see bench/README.md)")
-    p.add_argument("--cases", help="comma-separated case names (default: all; see --list)")
+    p.add_argument("--cases", help="comma-separated case names or groups "
+                   "(matrix: issue #3's echo matrix) (default: all; see --list)")
     p.add_argument("--loops", default="fastloop,asyncio,uvloop",
                    help="comma-separated loops; the first is the one compared "
                         "(default: fastloop,asyncio,uvloop; uvloop is skipped "
@@ -816,9 +849,14 @@ def select_cases(spec):
     out = []
     for name in spec.split(","):
         name = name.strip()
+        if name in CASE_GROUPS:
+            out.extend(c for c in CASE_GROUPS[name] if c not in out)
+            continue
         if name not in CASES_BY_NAME:
-            raise SystemExit("unknown case %r; known: %s" % (name, ", ".join(CASES_BY_NAME)))
-        out.append(CASES_BY_NAME[name])
+            raise SystemExit("unknown case %r; known: %s; groups: %s"
+                             % (name, ", ".join(CASES_BY_NAME), ", ".join(CASE_GROUPS)))
+        if CASES_BY_NAME[name] not in out:
+            out.append(CASES_BY_NAME[name])
     return out
 
 

@@ -60,6 +60,22 @@ def test_net_default_cases_exist():
         assert name in net.CASES_BY_NAME
 
 
+def test_net_echo_matrix_group():
+    # issue #3: Protocol, BufferedProtocol, streams and sock_* servers at
+    # 1, 10 and 100 KiB, 10 and 100 connections.
+    net = _cli.load_bench_module(BENCH, "net.py")
+    cases = net.select_cases("matrix")
+    got = {(c.server, c.size, c.conns) for c in cases}
+    assert got == {(s, k * 1024, n) for s in ("proto", "buffered", "streams", "sock")
+                   for k in (1, 10, 100) for n in (10, 100)}
+    assert len(cases) == 24 and all(c.mode == "echo" for c in cases)
+    # A case named as well as its group is run once.
+    assert len(net.select_cases("tcp_proto_1K_c10,matrix")) == 24
+    assert len(net.CASES_BY_NAME) == len(net.CASES)
+    with pytest.raises(SystemExit):
+        net.select_cases("nosuch")
+
+
 def test_combine_and_summary():
     a = {"meta": {"python": "3.x"}, "results": {"c1": {"ratios": {"f/a": 2.0}},
                                                 "c2": {"ratios": {"f/a": 8.0}}}}

@@ -38,6 +38,7 @@ class LoopStats(TypedDict):
     slow_threshold: float
     time_callbacks: bool
     probing: bool
+    probe_stage: int
     poller: str
 
 class StatsConfig(TypedDict):

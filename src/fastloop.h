@@ -225,6 +225,7 @@ typedef struct fl_loop {
 void fl_stats_init(fl_loop *loop);
 void fl_stats_clear(fl_loop *loop);
 int fl_stats_traverse(fl_loop *loop, visitproc visit, void *arg);
+void fl_stats_probe_chunk(fl_loop *loop, double now);
 void fl_stats_slow_phase(fl_loop *loop, double block, double now)
     __attribute__((cold));
 void fl_stats_record(fl_loop *loop, PyObject *h, double seconds, double at);

@@ -595,7 +595,15 @@ run_ready(fl_loop *self, Py_ssize_t n)
         if (++s->phase_handles == 2) {
             Py_CLEAR(s->first_handle);
         }
-        rc = s->timing ? run_timed(self, h) : fl_handle_run(self, h);
+        if (s->timing) {
+            rc = run_timed(self, h);
+        }
+        else {
+            rc = fl_handle_run(self, h);
+            if (s->probing && ++s->chunk_n == FL_STATS_PROBE_CHUNK) {
+                fl_stats_probe_chunk(self, fl_time());
+            }
+        }
         if (s->phase_handles == 1 && s->depth == 1 && s->first_handle == NULL)
         {
             s->first_handle = h;
@@ -625,8 +633,12 @@ end_phase(fl_loop *self, double start, double now)
     if (block >= s->slow_threshold) {
         fl_stats_slow_phase(self, block, now);
     }
-    if (s->timing && !s->time_callbacks && now >= s->probe_until) {
-        s->timing = 0;
+    if (s->probing && !s->timing) {
+        fl_stats_probe_chunk(self, now); /* the phase's last chunk */
+    }
+    if (s->probing && now >= s->probe_until) {
+        s->probing = 0;
+        s->timing = s->time_callbacks;
     }
     s->phase_start = 0;
     s->phase_handles = 0;
@@ -687,7 +699,8 @@ run_once(fl_loop *self, double *now)
     }
     if (outer) {
         s->poll_time += t1 - t0;
-        s->phase_start = t1;
+        s->phase_start = s->chunk_start = t1;
+        s->chunk_n = 0;
     }
     if (rc == 0) {
         rc = run_phase(self, nold);

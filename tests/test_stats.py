@@ -59,7 +59,7 @@ KEYS = {
     "block_current", "block_max", "slow_iterations", "slowest", "ready",
     "timers", "free_handles", "readers", "writers", "fds_watched",
     "transports",
-    "slow_threshold", "time_callbacks", "probing", "poller",
+    "slow_threshold", "time_callbacks", "probing", "probe_stage", "poller",
 }
 
 
@@ -222,24 +222,48 @@ def test_slowest_sorted_and_bounded(loop):
                for e in slowest)
 
 
+def slow_among_quick(loop, before=5, after=0):
+    for _ in range(before):
+        loop.call_soon(quick_callback)
+    loop.call_soon(slow_callback)
+    for _ in range(after):
+        loop.call_soon(quick_callback)
+    run_callbacks(loop)
+    return loop.stats()
+
+
 def test_slow_callback_among_others_probe(loop):
     """In a phase of several callbacks the slow one cannot be told apart
-    without timing each: the phase arms a probe, and the next occurrence
+    without timing each: the phase arms a probe, whose first stage reads
+    the clock once per chunk of 16 callbacks; the next occurrence makes a
+    chunk slow, which starts timing every callback, and the one after that
     is named."""
-    for _ in range(5):
-        loop.call_soon(quick_callback)
-    loop.call_soon(slow_callback)
-    run_callbacks(loop)
-    st = loop.stats()
+    st = slow_among_quick(loop)
     assert st["slow_iterations"] >= 1
     assert st["slowest"] == []
-    assert st["probing"] is True
-    for _ in range(5):
+    assert st["probing"] is True and st["probe_stage"] == 1
+    # Quick callbacks alone, in chunks and a partial one: still stage 1.
+    for _ in range(100):
         loop.call_soon(quick_callback)
-    loop.call_soon(slow_callback)
+    run_callbacks(loop)
+    assert loop.stats()["probe_stage"] == 1
+    st = slow_among_quick(loop, before=20, after=20)
+    assert st["slowest"] == []
+    assert st["probing"] is True and st["probe_stage"] == 2
+    st = slow_among_quick(loop, before=20, after=20)
+    assert [e["name"] for e in st["slowest"]] == ["slow_callback"]
+
+
+def test_probe_stage_1_ends_after_its_window(loop):
+    slow_among_quick(loop)
+    assert loop.stats()["probe_stage"] == 1
+    time.sleep(1.05)  # FL_STATS_PROBE_WINDOW
     run_callbacks(loop)
     st = loop.stats()
-    assert [e["name"] for e in st["slowest"]] == ["slow_callback"]
+    assert st["probing"] is False and st["probe_stage"] == 0
+    # The cool-down: a slow phase does not arm another probe yet.
+    slow_among_quick(loop)
+    assert loop.stats()["probe_stage"] == 0
 
 
 def test_time_callbacks_option(loop):
@@ -253,6 +277,7 @@ def test_time_callbacks_option(loop):
     st = loop.stats()
     assert [e["name"] for e in st["slowest"]] == ["slow_callback"]
     assert st["time_callbacks"] is True and st["probing"] is False
+    assert st["probe_stage"] == 0
     assert loop.configure_stats(time_callbacks=False)["time_callbacks"] is False
 
 

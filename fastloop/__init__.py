@@ -8,9 +8,11 @@ still relies on event loop policies.
 """
 
 import asyncio as _asyncio
+import os as _os
 import sys as _sys
 import warnings as _warnings
 
+from . import _core
 from ._loop import Loop
 from ._stats import StatsLogger, reset_stats, start_stats_logger, stats
 
@@ -18,8 +20,28 @@ __version__ = "0.1.0"
 
 __all__ = (
     "Loop", "new_event_loop", "run", "install", "EventLoopPolicy", "stats",
-    "reset_stats", "start_stats_logger", "StatsLogger",
+    "reset_stats", "start_stats_logger", "StatsLogger", "native_streams",
 )
+
+
+def native_streams(enabled=None):
+    """Whether fastloop's stream transports adopt asyncio's streams.
+
+    When on (the default), a transport whose protocol is asyncio's own
+    ``StreamReaderProtocol`` (what ``asyncio.open_connection()`` and
+    ``asyncio.start_server()`` make) moves its ``StreamReader`` and
+    ``StreamWriter`` to subclasses whose ``read(n)``, ``feed_data()``,
+    ``write()`` and ``drain()`` are written in C, and feeds received bytes
+    straight into the reader's buffer. ``isinstance`` still holds; only
+    ``type(reader)`` differs. Returns the previous setting and sets it when
+    ``enabled`` is given; ``FASTLOOP_NATIVE_STREAMS=0`` in the environment
+    turns it off at import. It applies to transports made afterwards.
+    """
+    return _core._native_streams(enabled)
+
+
+if _os.environ.get("FASTLOOP_NATIVE_STREAMS", "") == "0":
+    native_streams(False)
 
 
 def new_event_loop():

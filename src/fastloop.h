@@ -14,6 +14,28 @@
 #define FL_READ 1u
 #define FL_WRITE 2u
 
+/* Native asyncio streams (streams.c): interned attribute names. */
+enum {
+    FL_S_BUFFER, FL_S_EOF, FL_S_WAITER, FL_S_EXCEPTION, FL_S_TRANSPORT,
+    FL_S_PAUSED, FL_S_LIMIT, FL_S_LOOP, FL_S_READER, FL_S_PROTOCOL,
+    FL_S_CONN_LOST, FL_S_READER_WR, FL_S_WRITER, FL_S_CREATE_FUTURE,
+    FL_S_CANCELLED, FL_S_SET_RESULT, FL_S_PAUSE_READING, FL_S_RESUME_READING,
+    FL_S_WRITE, FL_S_IS_CLOSING, FL_S_CLASS, FL_S_N
+};
+
+typedef struct {
+    PyTypeObject *OpType;     /* what read() and drain() return */
+    PyTypeObject *ReaderType; /* C subclass of asyncio.StreamReader */
+    PyTypeObject *WriterType; /* C subclass of asyncio.StreamWriter */
+    PyObject *aio_reader, *aio_writer, *aio_protocol;
+    PyObject *guards; /* ((class, name, original function), ...) */
+    PyObject *py_read, *py_feed_data, *py_write, *py_drain,
+        *py_data_received; /* asyncio's functions */
+    PyObject *ready;       /* an awaitable that returns None at once */
+    PyObject *str[FL_S_N];
+    int enabled;
+} fl_streams_state;
+
 /* ------------------------------------------------------------------ */
 /* Module state. Types and interned names; cached asyncio callables.   */
 
@@ -46,6 +68,7 @@ typedef struct {
     PyObject *TransportSocket;     /* asyncio.trsock.TransportSocket */
     PyObject *socket_socket;       /* socket.socket */
     PyObject *set_result_unless_cancelled;
+    fl_streams_state streams;
 } fl_state;
 
 /* Offsets of asyncio.Handle / TimerHandle __slots__, read from their member

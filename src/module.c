@@ -1,6 +1,7 @@
 /* fastloop._core: module state, multi-phase init. */
 #include "fastloop.h"
 #include "stream.h"
+#include "streams.h"
 
 int fl_listener_init_type(PyObject *mod, fl_state *st);
 int fl_udp_init_type(PyObject *mod, fl_state *st);
@@ -90,7 +91,7 @@ module_exec(PyObject *mod)
     if (fl_stream_init_type(mod, st) < 0 ||
         fl_listener_init_type(mod, st) < 0 ||
         fl_udp_init_type(mod, st) < 0 ||
-        fl_pipe_init_types(mod, st) < 0)
+        fl_pipe_init_types(mod, st) < 0 || fl_streams_init(mod, st) < 0)
     {
         return -1;
     }
@@ -131,7 +132,7 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     Py_VISIT(st->TransportSocket);
     Py_VISIT(st->socket_socket);
     Py_VISIT(st->set_result_unless_cancelled);
-    return 0;
+    return fl_streams_traverse(st, visit, arg);
 }
 
 static int
@@ -164,6 +165,7 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->TransportSocket);
     Py_CLEAR(st->socket_socket);
     Py_CLEAR(st->set_result_unless_cancelled);
+    fl_streams_clear(st);
     return 0;
 }
 
@@ -178,11 +180,22 @@ static PyModuleDef_Slot module_slots[] = {
     {0, NULL},
 };
 
+static PyMethodDef module_methods[] = {
+    {"_native_streams", (PyCFunction)(void (*)(void))fl_streams_switch,
+     METH_FASTCALL,
+     "_native_streams($module, enabled=None, /)\n--\n\n"
+     "Whether stream transports adopt asyncio's StreamReader and "
+     "StreamWriter\n(the previous setting; sets it when enabled is "
+     "given)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef fl_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "fastloop._core",
     .m_doc = "The C core of fastloop, an asyncio event loop.",
     .m_size = sizeof(fl_state),
+    .m_methods = module_methods,
     .m_slots = module_slots,
     .m_traverse = module_traverse,
     .m_clear = module_clear,

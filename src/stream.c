@@ -5,6 +5,7 @@
  * sends at once when nothing is pending and otherwise queues the data and
  * drains it with writev when the socket is writable. */
 #include "stream.h"
+#include "streams.h"
 #include "transport.h"
 
 #include <errno.h>
@@ -412,6 +413,15 @@ read_data(fl_stream *self)
     if (n == 0) {
         return on_eof(self);
     }
+    if (self->streams) {
+        int rc = fl_streams_feed(ST(self), self->base.protocol, loop->rbuf, n);
+
+        if (rc != 0) {
+            return rc > 0 ? 0
+                          : fatal_error(self, "Fatal error: protocol."
+                                              "data_received() call failed.");
+        }
+    }
     data = take_data(loop, loop->rbuf, n);
     if (data == NULL) {
         return -1;
@@ -586,6 +596,12 @@ stream_write(fl_stream *self, PyObject *data)
     }
     maybe_pause_protocol(self);
     Py_RETURN_NONE;
+}
+
+PyObject *
+fl_stream_write(PyObject *self, PyObject *data)
+{
+    return stream_write((fl_stream *)self, data);
 }
 
 static PyObject *
@@ -768,6 +784,8 @@ set_protocol(fl_transport_base *b, PyObject *protocol)
         }
     }
     self->buffered = (char)buffered;
+    self->streams =
+        !buffered && fl_streams_adopt(ST(self), protocol, self->data_received);
     fl_tb_set_protocol(B(self), protocol);
     return 0;
 }
@@ -968,6 +986,18 @@ set_nodelay(fl_stream *self)
 
 static const fl_transport_ops stream_ops;
 
+/* Scheduled after connection_made(): a StreamReaderProtocol of a server
+ * has made its StreamWriter by now, which can be adopted too. */
+static PyObject *
+stream_start_reading(fl_stream *self, PyObject *unused)
+{
+    if (self->streams && self->base.protocol != NULL) {
+        self->streams = (char)fl_streams_adopt(ST(self), self->base.protocol,
+                                               self->data_received);
+    }
+    return fl_tb_start_reading((PyObject *)self, unused);
+}
+
 /* Shared by the Python constructor and the accept loop: everything
  * asyncio's _SelectorSocketTransport.__init__ does after the socket is
  * known. */
@@ -1161,7 +1191,7 @@ static PyMethodDef stream_methods[] = {
      METH_VARARGS | METH_KEYWORDS, "get_extra_info($self, name, default=None)\n--\n\n"},
     {"_call_connection_lost", (PyCFunction)stream_call_connection_lost,
      METH_O, "_call_connection_lost($self, exc, /)\n--\n\n"},
-    FL_NOARGS("_fl_start_reading", fl_tb_start_reading),
+    FL_NOARGS("_fl_start_reading", stream_start_reading),
     FL_NOARGS("_make_empty_waiter", stream_make_empty_waiter),
     FL_NOARGS("_reset_empty_waiter", stream_reset_empty_waiter),
     {"_force_close", (PyCFunction)fl_tb_force_close_meth, METH_O, "_force_close($self, exc, /)\n--\n\n"},

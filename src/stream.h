@@ -22,6 +22,7 @@ typedef struct {
     char buffered;    /* protocol is a BufferedProtocol */
     char fd_released; /* lent out by _fl_release_fd() */
     char read_eof;    /* eof_received() kept the transport open */
+    char streams;     /* an adopted asyncio.StreamReaderProtocol (streams.h) */
 } fl_stream;
 
 int fl_stream_init_type(PyObject *mod, fl_state *st);
@@ -30,5 +31,8 @@ int fl_stream_init_type(PyObject *mod, fl_state *st);
 PyObject *fl_stream_accepted(fl_loop *loop, int fd, int family, int socktype,
                              int proto, PyObject *protocol, PyObject *server,
                              PyObject *peername);
+
+/* transport.write(data) of a StreamTransport. */
+PyObject *fl_stream_write(PyObject *self, PyObject *data);
 
 #endif

@@ -1,0 +1,603 @@
+"""fastloop's native asyncio streams (src/streams.c).
+
+A fastloop stream transport whose protocol is asyncio's own
+StreamReaderProtocol moves the StreamReader and StreamWriter to C subclasses
+(read(n), feed_data(), write(), drain() in C) and feeds received bytes
+straight into the reader's buffer.  Every test here runs three ways: on
+fastloop with native streams, on fastloop with them off
+(``fastloop.native_streams(False)``: asyncio's Python over the same
+transports) and on asyncio's SelectorEventLoop -- the last two prove the
+expectations, the first must match them.
+"""
+import asyncio
+import gc
+import sys
+
+import pytest
+
+import fastloop
+from fastloop import _core
+from conftest import make_loop, run
+from nethelpers import HIGH, client_ctx, server_ctx, certs  # noqa: F401
+
+KINDS = ["native", "fastloop-py", "asyncio"]
+
+
+@pytest.fixture(params=KINDS)
+def sloop(request):
+    kind = request.param
+    prev = fastloop.native_streams(kind == "native")
+    lp = make_loop("asyncio" if kind == "asyncio" else "fastloop")
+    lp.kind = kind
+    asyncio.set_event_loop(lp)
+    try:
+        yield lp
+    finally:
+        if not lp.is_closed():
+            lp.close()
+        asyncio.set_event_loop(None)
+        fastloop.native_streams(prev)
+
+
+async def connect(limit=None, ssl=None, client_ssl=None):
+    """A server and one client: (server, client reader, client writer,
+    server-side reader, server-side writer)."""
+    accepted = asyncio.get_running_loop().create_future()
+
+    async def handler(r, w):
+        accepted.set_result((r, w))
+
+    kw = {} if limit is None else {"limit": limit}
+    srv = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=ssl, **kw)
+    host, port = srv.sockets[0].getsockname()[:2]
+    ckw = dict(kw)
+    if client_ssl is not None:
+        ckw.update(ssl=client_ssl, server_hostname="localhost")
+    cr, cw = await asyncio.open_connection(host, port, **ckw)
+    sr, sw = await asyncio.wait_for(accepted, 10)
+    return srv, cr, cw, sr, sw
+
+
+async def finish(srv, *writers):
+    for w in writers:
+        w.close()
+    for w in writers:
+        try:
+            await asyncio.wait_for(w.wait_closed(), 10)
+        except (ConnectionError, OSError):
+            pass
+    srv.close()
+    await asyncio.wait_for(srv.wait_closed(), 10)
+
+
+async def wait_until(pred, timeout=10.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        if loop.time() > end:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.005)
+
+
+# ---------------------------------------------------------------- adoption
+
+
+def test_adoption(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        for r in (cr, sr):
+            assert isinstance(r, asyncio.StreamReader)
+        for w in (cw, sw):
+            assert isinstance(w, asyncio.StreamWriter)
+        if sloop.kind == "native":
+            assert type(sr) is _core.StreamReader
+            assert type(cr) is _core.StreamReader
+            # The writer of a server connection is adopted when the
+            # protocol keeps it (3.9-3.12); 3.13's does not, and its
+            # writer stays asyncio's.
+            if getattr(sw._protocol, "_stream_writer", None) is sw:
+                assert type(sw) is _core.StreamWriter
+            else:
+                assert type(sw) is asyncio.StreamWriter
+            # open_connection() makes its writer after the transport.
+            assert type(cw) is asyncio.StreamWriter
+        else:
+            assert type(sr) is type(cr) is asyncio.StreamReader
+            assert type(sw) is type(cw) is asyncio.StreamWriter
+        assert "StreamReader" in repr(sr)
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_no_adoption_of_subclasses():
+    class Reader(asyncio.StreamReader):
+        pass
+
+    class Protocol(asyncio.StreamReaderProtocol):
+        pass
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        got = loop.create_future()
+
+        def cb(r, w):
+            got.set_result((r, w))
+
+        srv = await loop.create_server(
+            lambda: Protocol(asyncio.StreamReader(), cb), "127.0.0.1", 0)
+        addr = srv.sockets[0].getsockname()
+        reader = Reader()
+        proto = asyncio.StreamReaderProtocol(reader)
+        tr, _ = await loop.create_connection(lambda: proto, *addr)
+        sr, sw = await got
+        assert type(sr) is asyncio.StreamReader
+        assert type(sw) is asyncio.StreamWriter
+        assert type(reader) is Reader
+        sw.write(b"abc")
+        assert await reader.read(10) == b"abc"
+        tr.close()
+        sw.close()
+        srv.close()
+        await srv.wait_closed()
+
+    fastloop.run(main())
+
+
+def test_no_adoption_when_asyncio_is_patched(monkeypatch):
+    calls = []
+    orig = asyncio.StreamReader.read
+
+    async def read(self, n=-1):
+        calls.append(n)
+        return await orig(self, n)
+
+    monkeypatch.setattr(asyncio.StreamReader, "read", read)
+
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        assert type(sr) is asyncio.StreamReader
+        cw.write(b"xyz")
+        assert await sr.read(10) == b"xyz"
+        assert calls == [10]
+        await finish(srv, cw, sw)
+
+    fastloop.run(main())
+
+
+def test_native_streams_switch():
+    prev = fastloop.native_streams()
+    try:
+        assert fastloop.native_streams(False) is prev
+        assert fastloop.native_streams() is False
+        assert fastloop.native_streams(True) is False
+        assert fastloop.native_streams() is True
+    finally:
+        fastloop.native_streams(prev)
+    with pytest.raises(TypeError):
+        _core._native_streams(1, 2)
+
+
+# ------------------------------------------------------------------- read
+
+
+def test_read_semantics(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        cw.write(b"hello world")
+        await wait_until(lambda: len(sr._buffer) == 11)
+        assert await sr.read(5) == b"hello"
+        assert await sr.read(0) == b""
+        assert await sr.read(100) == b" world"
+        cw.write(b"abcdef")
+        assert await sr.read(n=2) == b"ab"
+        assert await sr.read(True) == b"c"  # asyncio's read() handles it
+        cw.write(b"tail")
+        cw.write_eof()
+        assert await sr.read(-1) == b"deftail"
+        assert sr.at_eof()
+        assert await sr.read(10) == b""
+        assert await sr.read() == b""
+        with pytest.raises(TypeError):
+            await sr.read("5")
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_read_waits_then_wakes_on_data_and_eof(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        t = asyncio.ensure_future(sr.read(4))
+        await asyncio.sleep(0.01)
+        assert not t.done()
+        assert sr._waiter is not None
+        cw.write(b"123456")
+        assert await t == b"1234"
+        assert sr._waiter is None
+        assert await sr.read(4) == b"56"
+        t = asyncio.ensure_future(sr.read(4))
+        await asyncio.sleep(0.01)
+        cw.write_eof()
+        assert await t == b""
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_read_raises_the_stream_exception(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        sr.set_exception(ValueError("boom"))
+        with pytest.raises(ValueError, match="boom"):
+            await sr.read(5)
+        with pytest.raises(ValueError, match="boom"):
+            await sw.drain()
+        # set_exception() wakes a waiting read with it.
+        t = asyncio.ensure_future(cr.read(5))
+        await asyncio.sleep(0.01)
+        cr.set_exception(KeyError("k"))
+        with pytest.raises(KeyError):
+            await t
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_concurrent_read_raises(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        t = asyncio.ensure_future(sr.read(5))
+        await asyncio.sleep(0.01)
+        with pytest.raises(RuntimeError, match=r"read\(\) called while "
+                           "another coroutine is already waiting"):
+            await sr.read(5)
+        cw.write(b"data!")
+        assert await t == b"data!"
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_read_cancelled_and_timed_out(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        t = asyncio.ensure_future(sr.read(5))
+        await asyncio.sleep(0.01)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        assert sr._waiter is None
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(sr.read(5), 0.02)
+        assert sr._waiter is None
+        cw.write(b"after")
+        assert await sr.read(5) == b"after"
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_read_is_a_coroutine(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        coro = sr.read(5)
+        assert asyncio.iscoroutine(coro)
+        assert coro.__qualname__ == "StreamReader.read"
+        task = asyncio.get_running_loop().create_task(coro)
+        await asyncio.sleep(0.01)
+        assert "StreamReader.read" in repr(task)
+        cw.write(b"12345")
+        assert await task == b"12345"
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_read_coroutine_protocol(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        # Waiting: send(None) yields the waiter future.
+        coro = sr.read(5)
+        fut = coro.send(None)
+        assert isinstance(fut, asyncio.Future)
+        assert sr._waiter is fut
+        with pytest.raises(ValueError, match="thrown"):
+            coro.throw(ValueError("thrown"))
+        assert sr._waiter is None
+        with pytest.raises(RuntimeError):
+            coro.send(None)
+        # close() of a waiting read runs its finally.
+        coro = sr.read(5)
+        coro.send(None)
+        coro.close()
+        assert sr._waiter is None
+        coro.close()
+        # An unstarted read: non-None send, throw, close.
+        coro = sr.read(5)
+        with pytest.raises(TypeError):
+            coro.send(1)
+        coro.close()
+        coro = sr.read(5)
+        with pytest.raises(KeyError):
+            coro.throw(KeyError)
+        with pytest.raises(RuntimeError):
+            coro.send(None)
+        # Data already there: the first send returns it.
+        cw.write(b"abc")
+        await wait_until(lambda: len(sr._buffer) == 3)
+        coro = sr.read(5)
+        with pytest.raises(StopIteration) as e:
+            coro.send(None)
+        assert e.value.value == b"abc"
+        # The waiter's result arrives through send().
+        coro = sr.read(5)
+        fut = coro.send(None)
+        cw.write(b"defgh")
+        await wait_until(fut.done)
+        with pytest.raises(StopIteration) as e:
+            coro.send(None)
+        assert e.value.value == b"defgh"
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_waiting_read_collected_clears_waiter(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        coro = sr.read(5)
+        coro.send(None)
+        assert sr._waiter is not None
+        del coro
+        gc.collect()
+        assert sr._waiter is None
+        cw.write(b"x")
+        assert await sr.read(5) == b"x"
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+# -------------------------------------------------------------- feed_data
+
+
+def test_feed_data_direct(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        sr.feed_data(b"ab")
+        sr.feed_data(memoryview(b"cd"))
+        sr.feed_data(bytearray(b"e"))
+        sr.feed_data(b"")
+        sr.feed_data([102, 103])  # bytearray.extend() takes it
+        sr.feed_data(data=b"h")
+        assert await sr.read(100) == b"abcdefgh"
+        with pytest.raises(TypeError):
+            sr.feed_data(5)
+        sr.feed_eof()
+        if sys.flags.optimize == 0:
+            with pytest.raises(AssertionError):
+                sr.feed_data(b"late")
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_flow_control_pauses_and_resumes_reading(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect(limit=1024)
+        cw.write(b"x" * 65536)
+        await wait_until(lambda: sr._paused)
+        assert not sw.transport.is_reading()
+        got = 0
+        while got < 65536:
+            got += len(await sr.read(4096))
+        assert not sr._paused
+        assert sw.transport.is_reading()
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+# ------------------------------------------------------------ write/drain
+
+
+def test_write_arguments(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        sw.write(b"a")
+        sw.write(data=b"b")
+        sw.write(bytearray(b"c"))
+        sw.write(memoryview(b"d"))
+        with pytest.raises(TypeError):
+            sw.write("str")
+        with pytest.raises(TypeError):
+            sw.write()
+        await sw.drain()
+        got = b""
+        while len(got) < 4:
+            got += await cr.read(10)
+        assert got == b"abcd"
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_drain_is_awaitable_and_a_coroutine(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        d = sw.drain()
+        assert asyncio.iscoroutine(d)
+        assert await d is None
+        assert await asyncio.ensure_future(sw.drain()) is None
+        with pytest.raises(TypeError):
+            sw.drain(1)
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_drain_waits_under_back_pressure(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        chunk = b"z" * 65536
+        while sw.transport.get_write_buffer_size() <= HIGH:
+            sw.write(chunk)
+        sent = None
+        d = asyncio.ensure_future(sw.drain())
+        await asyncio.sleep(0.02)
+        assert not d.done()
+        sent = sw.transport.get_write_buffer_size()
+        assert sent > HIGH
+        total = 0
+        while not d.done():
+            total += len(await cr.read(1 << 20))
+        assert await d is None
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_drain_after_close_and_after_reset(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        sw.write(b"bye")
+        sw.close()
+        outcome = []
+        try:
+            await sw.drain()
+            outcome.append(None)
+        except ConnectionResetError as e:
+            outcome.append(type(e))
+        # drain() after the connection is lost raises.
+        await asyncio.sleep(0.05)
+        with pytest.raises(ConnectionResetError):
+            await sw.drain()
+        cw.transport.abort()
+        srv.close()
+        await srv.wait_closed()
+        return outcome
+
+    out = run(sloop, main())
+    # asyncio yields once and then asks the protocol: either outcome is
+    # asyncio's, but the three ways must agree.
+    assert out in ([None], [ConnectionResetError])
+    test_drain_after_close_and_after_reset.outcomes[sloop.kind] = out
+
+
+test_drain_after_close_and_after_reset.outcomes = {}
+
+
+def test_drain_outcomes_agree():
+    outs = test_drain_after_close_and_after_reset.outcomes
+    if len(outs) < len(KINDS):
+        pytest.skip("needs the three runs of the test before")
+    assert len({tuple(map(str, v)) for v in outs.values()}) == 1, outs
+
+
+# ------------------------------------------------------------ larger flows
+
+
+@pytest.mark.parametrize("size", [1, 1000, 100_000, 3_000_000])
+def test_echo(sloop, size):
+    async def echo(reader, writer):
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def main():
+        srv = await asyncio.start_server(echo, "127.0.0.1", 0)
+        r, w = await asyncio.open_connection(*srv.sockets[0].getsockname())
+        payload = bytes(range(256)) * (size // 256) + b"q" * (size % 256)
+
+        async def send():
+            for i in range(0, size, 40_000):
+                w.write(payload[i:i + 40_000])
+                await w.drain()
+            w.write_eof()
+
+        sender = asyncio.ensure_future(send())
+        got = bytearray()
+        while True:
+            data = await r.read(70_000)
+            if not data:
+                break
+            got += data
+        await sender
+        assert bytes(got) == payload
+        w.close()
+        await w.wait_closed()
+        srv.close()
+        await srv.wait_closed()
+
+    run(sloop, main(), timeout=60)
+
+
+def test_many_connections(sloop):
+    async def echo(reader, writer):
+        data = await reader.readexactly(6)
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+
+    async def client(addr, i):
+        r, w = await asyncio.open_connection(*addr)
+        w.write(b"%06d" % i)
+        got = await r.read(6)
+        w.close()
+        await w.wait_closed()
+        return got
+
+    async def main():
+        srv = await asyncio.start_server(echo, "127.0.0.1", 0, backlog=500)
+        addr = srv.sockets[0].getsockname()
+        got = await asyncio.gather(*(client(addr, i) for i in range(200)))
+        assert got == [b"%06d" % i for i in range(200)]
+        srv.close()
+        await srv.wait_closed()
+
+    run(sloop, main(), timeout=60)
+
+
+def test_tls_streams(sloop, server_ctx, client_ctx):
+    async def main():
+        srv, cr, cw, sr, sw = await connect(ssl=server_ctx,
+                                            client_ssl=client_ctx)
+        for i in range(20):
+            cw.write(b"ping %d" % i)
+            await cw.drain()
+            got = b""
+            while len(got) < len(b"ping %d" % i):
+                got += await sr.read(100)
+            assert got == b"ping %d" % i
+            sw.write(got.upper())
+            await sw.drain()
+            assert await cr.readexactly(len(got)) == got.upper()
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks: 3.12+")
+def test_eager_task_factory_handler(sloop):
+    async def echo(reader, writer):
+        writer.write(await reader.read(100))
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)
+        srv = await asyncio.start_server(echo, "127.0.0.1", 0)
+        r, w = await asyncio.open_connection(*srv.sockets[0].getsockname())
+        w.write(b"eager")
+        assert await r.read(100) == b"eager"
+        w.close()
+        await w.wait_closed()
+        srv.close()
+        await srv.wait_closed()
+
+    run(sloop, main())

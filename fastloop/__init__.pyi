@@ -13,12 +13,13 @@ from ._stats import stats as stats
 __version__: str
 __all__ = (
     "Loop", "new_event_loop", "run", "install", "EventLoopPolicy", "stats",
-    "reset_stats", "start_stats_logger", "StatsLogger",
+    "reset_stats", "start_stats_logger", "StatsLogger", "native_streams",
 )
 
 _T = TypeVar("_T")
 
 def new_event_loop() -> Loop: ...
+def native_streams(enabled: Optional[bool] = None) -> bool: ...
 def run(
     main: Coroutine[Any, Any, _T],
     *,

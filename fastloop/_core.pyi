@@ -17,6 +17,7 @@ from typing import (
     Iterable,
     List,
     Optional,
+    SupportsIndex,
     Tuple,
     TypeVar,
     Union,
@@ -43,6 +44,35 @@ POLLER: Final[str]
 """Name of the readiness backend ("epoll")."""
 DEBUG_BUILD: Final[int]
 """1 when built with FASTLOOP_DEBUG=1."""
+
+def _native_streams(enabled: Optional[bool] = None, /) -> bool: ...
+
+@final
+class StreamOp(Coroutine[Any, Any, Any]):
+    """The coroutine returned by a native StreamReader.read(n) or
+    StreamWriter.drain()."""
+
+    __name__: str
+    __qualname__: str
+    def send(self, value: Any, /) -> Any: ...
+    def throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any: ...
+    def close(self) -> None: ...
+    def __await__(self) -> Generator[Any, None, Any]: ...
+    def __iter__(self) -> StreamOp: ...
+    def __next__(self) -> Any: ...
+
+class StreamReader(asyncio.StreamReader):
+    """asyncio.StreamReader with read(n) and feed_data() in C (src/streams.c):
+    what a stream transport turns the reader of asyncio's streams into."""
+
+    def read(self, n: int = -1) -> Coroutine[Any, Any, bytes]: ...
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None: ...
+
+class StreamWriter(asyncio.StreamWriter):
+    """asyncio.StreamWriter with write() and drain() in C (src/streams.c)."""
+
+    def write(self, data: ReadableBuffer) -> None: ...
+    def drain(self) -> Coroutine[Any, Any, None]: ...
 
 @final
 class Handle(asyncio.Handle):

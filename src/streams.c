@@ -1314,7 +1314,7 @@ fl_streams_init(PyObject *mod, fl_state *st)
         (s->py_data_received =
              import_from(s->aio_protocol, "data_received")) == NULL ||
         init_guards(s) < 0 ||
-        (s->OpType = add_type(mod, &op_spec, NULL, NULL)) == NULL ||
+        (s->OpType = add_type(mod, &op_spec, NULL, "StreamOp")) == NULL ||
         (s->ReaderType = add_type(mod, &reader_spec, s->aio_reader,
                                   "StreamReader")) == NULL ||
         (s->WriterType = add_type(mod, &writer_spec, s->aio_writer,

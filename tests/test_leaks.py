@@ -40,7 +40,8 @@ CORE_TYPES = tuple(
     getattr(_core, name)
     for name in ("Handle", "TimerHandle", "StreamTransport", "Listener",
                  "DatagramTransport", "ReadPipeTransport",
-                 "WritePipeTransport", "Loop")
+                 "WritePipeTransport", "Loop", "StreamReader",
+                 "StreamWriter", "StreamOp")
     if hasattr(_core, name)
 )
 
@@ -441,6 +442,72 @@ def test_streams_api_echo(kind):
             assert await r.readline() == b"line %d\n" % i
         w.close()
         await w.wait_closed()
+        srv.close()
+        await srv.wait_closed()
+
+    check(scenario(kind, main))
+
+
+def test_native_streams_edge_paths(kind):
+    """The C read()/drain() paths that end other than with data: cancelled
+    and timed-out reads, a second reader, an exception set on the stream,
+    ops thrown into, closed or dropped while waiting, drain() under
+    back-pressure and after the peer is gone."""
+
+    async def main(loop, errors):
+        got = loop.create_future()
+
+        async def handle(reader, writer):
+            got.set_result((reader, writer))
+
+        srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+        cr, cw = await asyncio.open_connection(*srv.sockets[0].getsockname())
+        sr, sw = await got
+        t = asyncio.ensure_future(sr.read(5))
+        await asyncio.sleep(0)
+        try:
+            await sr.read(5)
+        except RuntimeError:
+            pass
+        t.cancel()
+        try:
+            await t
+        except asyncio.CancelledError:
+            pass
+        try:
+            await asyncio.wait_for(sr.read(5), 0.001)
+        except asyncio.TimeoutError:
+            pass
+        for end in ("throw", "close", "drop"):
+            op = sr.read(5)
+            op.send(None)
+            if end == "throw":
+                try:
+                    op.throw(ValueError("x"))
+                except ValueError:
+                    pass
+            elif end == "close":
+                op.close()
+            del op
+        cw.write(b"abcdef")
+        assert await sr.readexactly(6) == b"abcdef"
+        chunk = b"z" * 65536
+        for _ in range(64):
+            sw.write(chunk)
+        d = asyncio.ensure_future(sw.drain())
+        n = 0
+        while n < 64 * 65536:
+            n += len(await cr.read(1 << 20))
+        await d
+        sr.set_exception(ValueError("set"))
+        for coro in (sr.read(5), sw.drain()):
+            try:
+                await coro
+            except ValueError:
+                pass
+        cw.close()
+        await cw.wait_closed()
+        sw.close()
         srv.close()
         await srv.wait_closed()
 

@@ -49,8 +49,8 @@ def _native_streams(enabled: Optional[bool] = None, /) -> bool: ...
 
 @final
 class StreamOp(Coroutine[Any, Any, Any]):
-    """The coroutine returned by a native StreamReader.read(n) or
-    StreamWriter.drain()."""
+    """The coroutine returned by a native StreamReader.read(n),
+    readexactly(n), readline() or StreamWriter.drain()."""
 
     __name__: str
     __qualname__: str
@@ -62,10 +62,13 @@ class StreamOp(Coroutine[Any, Any, Any]):
     def __next__(self) -> Any: ...
 
 class StreamReader(asyncio.StreamReader):
-    """asyncio.StreamReader with read(n) and feed_data() in C (src/streams.c):
+    """asyncio.StreamReader with read(n), readexactly(n), readline() and
+    feed_data() in C (src/streams.c):
     what a stream transport turns the reader of asyncio's streams into."""
 
     def read(self, n: int = -1) -> Coroutine[Any, Any, bytes]: ...
+    def readexactly(self, n: int) -> Coroutine[Any, Any, bytes]: ...
+    def readline(self) -> Coroutine[Any, Any, bytes]: ...
     def feed_data(self, data: Iterable[SupportsIndex]) -> None: ...
 
 class StreamWriter(asyncio.StreamWriter):

@@ -29,8 +29,9 @@ typedef struct {
     PyTypeObject *WriterType; /* C subclass of asyncio.StreamWriter */
     PyObject *aio_reader, *aio_writer, *aio_protocol;
     PyObject *guards; /* ((class, name, original function), ...) */
-    PyObject *py_read, *py_feed_data, *py_write, *py_drain,
-        *py_data_received; /* asyncio's functions */
+    PyObject *py_read, *py_readexactly, *py_readline, *py_feed_data,
+        *py_write, *py_drain, *py_data_received; /* asyncio's functions */
+    PyObject *IncompleteReadError, *LimitOverrunError;
     PyObject *ready;       /* an awaitable that returns None at once */
     PyObject *str[FL_S_N];
     int enabled;

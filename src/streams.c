@@ -4,9 +4,10 @@
  * these methods in 3.9-3.13) and fall back to asyncio's own function for
  * any call they do not handle: keywords, read() without a positive int,
  * a stream that already saw EOF, a buffer that is not a bytearray, a
- * drain() that has to wait. read() returns an awaitable "op" that runs the
- * body of read() and _wait_for_data() as a small state machine; it is a
- * collections.abc.Coroutine, so create_task(reader.read(n)) works. */
+ * drain() that has to wait. read(), readexactly() and readline() return an
+ * awaitable "op" that runs their body and _wait_for_data() as a small state
+ * machine; it is a collections.abc.Coroutine, so
+ * create_task(reader.read(n)) works. */
 #include "streams.h"
 #include "stream.h"
 
@@ -32,6 +33,8 @@ static const struct {
     {0, "read"},           {0, "feed_data"},
     {0, "exception"},      {0, "_wait_for_data"},
     {0, "_maybe_resume_transport"}, {0, "_wakeup_waiter"},
+    {0, "readexactly"},    {0, "readline"},
+    {0, "readuntil"},
     {1, "write"},          {1, "drain"},
     {2, "data_received"},  {2, "_drain_helper"},
 };
@@ -360,6 +363,7 @@ done:
 /* The op: the awaitable returned by read(n) and drain()               */
 
 enum { OP_NEW, OP_WAIT, OP_RUNNING, OP_DONE, OP_READY };
+enum { OPK_READ, OPK_EXACT, OPK_LINE };
 
 typedef struct {
     PyObject_HEAD
@@ -367,12 +371,14 @@ typedef struct {
     PyObject *reader; /* NULL for the ready op */
     PyObject *dict;   /* reader.__dict__ */
     PyObject *it;     /* the waiter's __await__() iterator while waiting */
-    Py_ssize_t n;
+    Py_ssize_t n;      /* read(n), readexactly(n) */
+    Py_ssize_t offset; /* readline(): bytes scanned without a newline */
     int state;
+    int kind;
 } fl_op;
 
 static PyObject *
-op_new(fl_state *st, PyObject *reader, Py_ssize_t n, int state)
+op_new(fl_state *st, PyObject *reader, int kind, Py_ssize_t n, int state)
 {
     fl_op *op = PyObject_GC_New(fl_op, st->streams.OpType);
 
@@ -384,7 +390,9 @@ op_new(fl_state *st, PyObject *reader, Py_ssize_t n, int state)
     op->dict = NULL;
     op->it = NULL;
     op->n = n;
+    op->offset = 0;
     op->state = state;
+    op->kind = kind;
     PyObject_GC_Track(op);
     if (reader != NULL && (op->dict = odict(reader)) == NULL) {
         Py_DECREF(op);
@@ -449,28 +457,45 @@ end_wait(fl_op *op, int failing)
     return rc;
 }
 
-/* The rest of read(n) once data or EOF is there. 0 (*res) or -1. */
-static int
-op_finish(fl_op *op, PyObject **res)
+/* bytes(buffer[:k]); del buffer[:k] -- the k is clipped to the buffer.
+ * New reference or NULL. */
+static PyObject *
+take(PyObject *buffer, Py_ssize_t k)
 {
-    fl_state *st = op->st;
-    PyObject *buffer = dget(st, op->dict, FL_S_BUFFER), *data;
+    PyObject *data;
     Py_buffer view;
-    Py_ssize_t k;
+
+    Py_INCREF(buffer);
+    if (PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE) < 0) {
+        Py_DECREF(buffer);
+        return NULL;
+    }
+    if (k > view.len) {
+        k = view.len;
+    }
+    data = PyBytes_FromStringAndSize(view.buf, k);
+    PyBuffer_Release(&view);
+    if (data != NULL && PySequence_DelSlice(buffer, 0, k) < 0) {
+        Py_CLEAR(data);
+    }
+    Py_DECREF(buffer);
+    return data;
+}
+
+/* The end of a successful read: take k bytes, then
+ * _maybe_resume_transport(). 0 (*res) or -1. */
+static int
+op_take(fl_op *op, Py_ssize_t k, int resume, PyObject **res)
+{
+    PyObject *buffer = dget(op->st, op->dict, FL_S_BUFFER), *data;
 
     if (buffer == NULL) {
         return -1;
     }
     Py_INCREF(buffer);
-    if (PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE) < 0) {
-        Py_DECREF(buffer);
-        return -1;
-    }
-    k = view.len < op->n ? view.len : op->n;
-    data = PyBytes_FromStringAndSize(view.buf, k);
-    PyBuffer_Release(&view);
-    if (data == NULL || PySequence_DelSlice(buffer, 0, k) < 0 ||
-        maybe_resume(st, op->dict, buffer) < 0)
+    data = take(buffer, k);
+    if (data == NULL ||
+        (resume && maybe_resume(op->st, op->dict, buffer) < 0))
     {
         Py_XDECREF(data);
         Py_DECREF(buffer);
@@ -479,6 +504,173 @@ op_finish(fl_op *op, PyObject **res)
     Py_DECREF(buffer);
     *res = data;
     return 0;
+}
+
+/* readexactly() at EOF: IncompleteReadError(bytes(buffer), n), the buffer
+ * cleared. */
+static int
+op_incomplete(fl_op *op)
+{
+    PyObject *partial, *exc;
+
+    if (op_take(op, PY_SSIZE_T_MAX, 0, &partial) < 0) {
+        return -1;
+    }
+    exc = PyObject_CallFunction(op->st->streams.IncompleteReadError, "(On)",
+                                partial, op->n);
+    Py_DECREF(partial);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return -1;
+}
+
+/* readline() past the limit: readuntil()'s LimitOverrunError(msg,
+ * consumed) handled as readline() does -- drop the line (or the whole
+ * buffer), resume the transport, raise ValueError(msg) in the context of
+ * the LimitOverrunError. */
+static int
+op_overrun(fl_op *op, const char *msg, Py_ssize_t consumed)
+{
+    fl_state *st = op->st;
+    PyObject *buffer = dget(st, op->dict, FL_S_BUFFER), *ctx, *exc;
+    int nl, rc;
+
+    if (buffer == NULL) {
+        return -1;
+    }
+    Py_INCREF(buffer);
+    nl = PyByteArray_CheckExact(buffer) &&
+         consumed < PyByteArray_GET_SIZE(buffer) &&
+         PyByteArray_AS_STRING(buffer)[consumed] == '\n';
+    rc = PySequence_DelSlice(buffer, 0,
+                             nl ? consumed + 1 : PY_SSIZE_T_MAX);
+    if (rc == 0) {
+        rc = maybe_resume(st, op->dict, buffer);
+    }
+    Py_DECREF(buffer);
+    if (rc < 0) {
+        return -1;
+    }
+    ctx = PyObject_CallFunction(st->streams.LimitOverrunError, "(sn)", msg,
+                                consumed);
+    exc = ctx == NULL ? NULL
+                      : PyObject_CallFunction(PyExc_ValueError, "(s)", msg);
+    if (exc != NULL) {
+        PyException_SetContext(exc, Py_NewRef(ctx));
+        PyErr_SetObject(PyExc_ValueError, exc);
+        Py_DECREF(exc);
+    }
+    Py_XDECREF(ctx);
+    return -1;
+}
+
+/* reader._limit compared with v: limit < v. 1, 0, -1. */
+static int
+over(fl_op *op, Py_ssize_t v)
+{
+    PyObject *limit = dget(op->st, op->dict, FL_S_LIMIT), *o;
+    int r;
+
+    if (limit == NULL) {
+        return -1;
+    }
+    if (PyLong_CheckExact(limit)) {
+        Py_ssize_t l = PyLong_AsSsize_t(limit);
+
+        if (l != -1 || !PyErr_Occurred()) {
+            return v > l;
+        }
+        PyErr_Clear();
+    }
+    Py_INCREF(limit);
+    o = PyLong_FromSsize_t(v);
+    r = o == NULL ? -1 : PyObject_RichCompareBool(o, limit, Py_GT);
+    Py_XDECREF(o);
+    Py_DECREF(limit);
+    return r;
+}
+
+static int op_wait(fl_op *op, PyObject **res);
+
+/* The buffer's state decides: finish, fail or wait. Like op_step. */
+static int
+op_check(fl_op *op, PyObject **res)
+{
+    fl_state *st = op->st;
+    PyObject *buffer = dget(st, op->dict, FL_S_BUFFER);
+    Py_ssize_t len;
+    int eof, r;
+
+    if (buffer == NULL) {
+        return -1;
+    }
+    Py_INCREF(buffer);
+    len = PyObject_Length(buffer);
+    if (len >= 0 && op->kind == OPK_LINE && len > op->offset) {
+        /* readuntil(b'\n') from where the last scan stopped */
+        Py_buffer view;
+        const char *nl;
+        Py_ssize_t isep;
+
+        if (PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE) < 0) {
+            Py_DECREF(buffer);
+            return -1;
+        }
+        nl = memchr((char *)view.buf + op->offset, '\n',
+                    (size_t)(view.len - op->offset));
+        isep = nl != NULL ? nl - (char *)view.buf : -1;
+        PyBuffer_Release(&view);
+        Py_DECREF(buffer);
+        if (isep >= 0) {
+            r = over(op, isep);
+            if (r != 0) {
+                return r < 0 ? -1
+                             : op_overrun(op,
+                                          "Separator is found, but chunk is "
+                                          "longer than limit",
+                                          isep);
+            }
+            return op_take(op, isep + 1, 1, res);
+        }
+        op->offset = len;
+        r = over(op, len);
+        if (r != 0) {
+            return r < 0 ? -1
+                         : op_overrun(op,
+                                      "Separator is not found, and chunk "
+                                      "exceed the limit",
+                                      len);
+        }
+    }
+    else {
+        Py_DECREF(buffer);
+    }
+    if (len < 0) {
+        return -1;
+    }
+    if (op->kind == OPK_READ && len > 0) {
+        return op_take(op, op->n, 1, res);
+    }
+    if (op->kind == OPK_EXACT && len >= op->n) {
+        return op_take(op, op->n, 1, res);
+    }
+    eof = dtrue(st, op->dict, FL_S_EOF);
+    if (eof < 0) {
+        return -1;
+    }
+    if (!eof) {
+        return op_wait(op, res);
+    }
+    switch (op->kind) {
+    case OPK_READ:
+        return op_take(op, op->n, 1, res);
+    case OPK_EXACT:
+        return op_incomplete(op);
+    default: /* readline() returns the partial line */
+        return op_take(op, PY_SSIZE_T_MAX, 0, res);
+    }
 }
 
 /* Resumes a waiting op with arg. Like op_step. */
@@ -500,10 +692,14 @@ op_resume(fl_op *op, PyObject *arg, PyObject **res)
         return -1;
     }
     Py_DECREF(r);
-    return op_finish(op, res);
+    /* read() takes what is there after one wait; the others check again. */
+    return op->kind == OPK_READ ? op_take(op, op->n, 1, res)
+                                : op_check(op, res);
 }
 
-/* _wait_for_data('read'), up to its await. Like op_step. */
+static const char *const wait_names[] = {"read", "readexactly", "readuntil"};
+
+/* _wait_for_data(name), up to its await. Like op_step. */
 static int
 op_wait(fl_op *op, PyObject **res)
 {
@@ -516,9 +712,10 @@ op_wait(fl_op *op, PyObject **res)
         return -1;
     }
     if (w != Py_None) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "read() called while another coroutine is already "
-                        "waiting for incoming data");
+        PyErr_Format(PyExc_RuntimeError,
+                     "%s() called while another coroutine is already "
+                     "waiting for incoming data",
+                     wait_names[op->kind]);
         return -1;
     }
     paused = dtrue(st, d, FL_S_PAUSED);
@@ -561,14 +758,12 @@ op_wait(fl_op *op, PyObject **res)
     return op_resume(op, Py_None, res);
 }
 
-/* read(n) from the start. Like op_step. */
+/* read(n), readexactly(n), readline() from the start: the stream's
+ * exception first, as each of them. Like op_step. */
 static int
 op_start(fl_op *op, PyObject **res)
 {
-    fl_state *st = op->st;
-    PyObject *exc = dget(st, op->dict, FL_S_EXCEPTION), *buffer;
-    Py_ssize_t len;
-    int eof;
+    PyObject *exc = dget(op->st, op->dict, FL_S_EXCEPTION);
 
     if (exc == NULL) {
         return -1;
@@ -577,26 +772,7 @@ op_start(fl_op *op, PyObject **res)
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
         return -1;
     }
-    buffer = dget(st, op->dict, FL_S_BUFFER);
-    if (buffer == NULL) {
-        return -1;
-    }
-    Py_INCREF(buffer);
-    len = PyObject_Length(buffer);
-    Py_DECREF(buffer);
-    if (len < 0) {
-        return -1;
-    }
-    if (len == 0) {
-        eof = dtrue(st, op->dict, FL_S_EOF);
-        if (eof < 0) {
-            return -1;
-        }
-        if (!eof) {
-            return op_wait(op, res);
-        }
-    }
-    return op_finish(op, res);
+    return op_check(op, res);
 }
 
 /* One step: 1 yielded *res (a future), 0 returned *res, -1 error. */
@@ -775,10 +951,12 @@ op_await(PyObject *self)
 static PyObject *
 op_get_name(fl_op *op, void *qual)
 {
-    if (op->reader == NULL) {
-        return PyUnicode_FromString(qual ? "StreamWriter.drain" : "drain");
-    }
-    return PyUnicode_FromString(qual ? "StreamReader.read" : "read");
+    static const char *const kinds[] = {"read", "readexactly", "readline"};
+    const char *cls = op->reader == NULL ? "StreamWriter." : "StreamReader.";
+    const char *name = op->reader == NULL ? "drain" : kinds[op->kind];
+
+    return qual ? PyUnicode_FromFormat("%s%s", cls, name)
+                : PyUnicode_FromString(name);
 }
 
 /* A suspended read() finalized unfinished runs its finally, as a
@@ -858,8 +1036,8 @@ static PyType_Slot op_slots[] = {
 #if FL_PY310
     {Py_am_send, op_am_send},
 #endif
-    {Py_tp_doc, "The coroutine of a native StreamReader.read(n) or "
-                "StreamWriter.drain()."},
+    {Py_tp_doc, "The coroutine of a native StreamReader.read(n), "
+                "readexactly(n), readline() or StreamWriter.drain()."},
     {0, NULL},
 };
 
@@ -894,11 +1072,49 @@ reader_read(PyObject *self, PyTypeObject *cls, PyObject *const *args,
         Py_ssize_t n = PyLong_AsSsize_t(args[0]);
 
         if (n > 0) {
-            return op_new(st, self, n, OP_NEW);
+            return op_new(st, self, OPK_READ, n, OP_NEW);
         }
         PyErr_Clear(); /* a huge n: asyncio's read() */
     }
     return call_orig(st->streams.py_read, self, args, nargsf, kwnames);
+}
+
+static PyObject *
+reader_readexactly(PyObject *self, PyTypeObject *cls, PyObject *const *args,
+                   size_t nargsf, PyObject *kwnames)
+{
+    fl_state *st = STATE(cls);
+
+    if (st == NULL) {
+        return NULL;
+    }
+    if (kwnames == NULL && PyVectorcall_NARGS(nargsf) == 1 &&
+        PyLong_CheckExact(args[0]))
+    {
+        Py_ssize_t n = PyLong_AsSsize_t(args[0]);
+
+        if (n > 0) {
+            return op_new(st, self, OPK_EXACT, n, OP_NEW);
+        }
+        PyErr_Clear();
+    }
+    return call_orig(st->streams.py_readexactly, self, args, nargsf,
+                     kwnames);
+}
+
+static PyObject *
+reader_readline(PyObject *self, PyTypeObject *cls, PyObject *const *args,
+                size_t nargsf, PyObject *kwnames)
+{
+    fl_state *st = STATE(cls);
+
+    if (st == NULL) {
+        return NULL;
+    }
+    if (kwnames == NULL && PyVectorcall_NARGS(nargsf) == 0) {
+        return op_new(st, self, OPK_LINE, 0, OP_NEW);
+    }
+    return call_orig(st->streams.py_readline, self, args, nargsf, kwnames);
 }
 
 static PyObject *
@@ -1095,6 +1311,8 @@ writer_drain(PyObject *self, PyTypeObject *cls, PyObject *const *args,
 
 static PyMethodDef reader_methods[] = {
     FL_METHOD("read", reader_read, "($self, n=-1)"),
+    FL_METHOD("readexactly", reader_readexactly, "($self, n)"),
+    FL_METHOD("readline", reader_readline, "($self)"),
     FL_METHOD("feed_data", reader_feed_data, "($self, data)"),
     {NULL, NULL, 0, NULL},
 };
@@ -1107,8 +1325,9 @@ static PyMethodDef writer_methods[] = {
 
 static PyType_Slot reader_slots[] = {
     {Py_tp_methods, reader_methods},
-    {Py_tp_doc, "asyncio.StreamReader with read(n) and feed_data() in C "
-                "(fastloop adopts the readers of asyncio's streams)."},
+    {Py_tp_doc, "asyncio.StreamReader with read(n), readexactly(n), "
+                "readline() and feed_data() in C (fastloop adopts the "
+                "readers of asyncio's streams)."},
     {0, NULL},
 };
 
@@ -1288,8 +1507,8 @@ int
 fl_streams_init(PyObject *mod, fl_state *st)
 {
     fl_streams_state *s = &st->streams;
-    PyObject *streams;
-    int i;
+    PyObject *streams, *exceptions;
+    int i, rc;
 
     for (i = 0; i < FL_S_N; i++) {
         s->str[i] = PyUnicode_InternFromString(names[i]);
@@ -1301,13 +1520,25 @@ fl_streams_init(PyObject *mod, fl_state *st)
     if (streams == NULL) {
         return -1;
     }
+    exceptions = PyImport_ImportModule("asyncio.exceptions");
+    if (exceptions == NULL) {
+        Py_DECREF(streams);
+        return -1;
+    }
     s->aio_reader = import_from(streams, "StreamReader");
     s->aio_writer = import_from(streams, "StreamWriter");
     s->aio_protocol = import_from(streams, "StreamReaderProtocol");
     Py_DECREF(streams);
-    if (s->aio_reader == NULL || s->aio_writer == NULL ||
+    rc = s->aio_reader == NULL || s->aio_writer == NULL ||
         s->aio_protocol == NULL ||
         (s->py_read = import_from(s->aio_reader, "read")) == NULL ||
+        (s->py_readexactly = import_from(s->aio_reader, "readexactly")) ==
+            NULL ||
+        (s->py_readline = import_from(s->aio_reader, "readline")) == NULL ||
+        (s->IncompleteReadError =
+             import_from(exceptions, "IncompleteReadError")) == NULL ||
+        (s->LimitOverrunError =
+             import_from(exceptions, "LimitOverrunError")) == NULL ||
         (s->py_feed_data = import_from(s->aio_reader, "feed_data")) == NULL ||
         (s->py_write = import_from(s->aio_writer, "write")) == NULL ||
         (s->py_drain = import_from(s->aio_writer, "drain")) == NULL ||
@@ -1319,12 +1550,12 @@ fl_streams_init(PyObject *mod, fl_state *st)
                                   "StreamReader")) == NULL ||
         (s->WriterType = add_type(mod, &writer_spec, s->aio_writer,
                                   "StreamWriter")) == NULL ||
-        (s->ready = op_new(st, NULL, 0, OP_READY)) == NULL)
-    {
-        return -1;
-    }
-    s->enabled = 1;
-    return 0;
+        (s->ready = op_new(st, NULL, OPK_READ, 0, OP_READY)) == NULL
+             ? -1
+             : 0;
+    Py_DECREF(exceptions);
+    s->enabled = rc == 0;
+    return rc;
 }
 
 int
@@ -1340,6 +1571,10 @@ fl_streams_traverse(fl_state *st, visitproc visit, void *arg)
     Py_VISIT(s->aio_protocol);
     Py_VISIT(s->guards);
     Py_VISIT(s->py_read);
+    Py_VISIT(s->py_readexactly);
+    Py_VISIT(s->py_readline);
+    Py_VISIT(s->IncompleteReadError);
+    Py_VISIT(s->LimitOverrunError);
     Py_VISIT(s->py_feed_data);
     Py_VISIT(s->py_write);
     Py_VISIT(s->py_drain);
@@ -1363,6 +1598,10 @@ fl_streams_clear(fl_state *st)
     Py_CLEAR(s->aio_protocol);
     Py_CLEAR(s->guards);
     Py_CLEAR(s->py_read);
+    Py_CLEAR(s->py_readexactly);
+    Py_CLEAR(s->py_readline);
+    Py_CLEAR(s->IncompleteReadError);
+    Py_CLEAR(s->LimitOverrunError);
     Py_CLEAR(s->py_feed_data);
     Py_CLEAR(s->py_write);
     Py_CLEAR(s->py_drain);

@@ -491,6 +491,19 @@ def test_native_streams_edge_paths(kind):
             del op
         cw.write(b"abcdef")
         assert await sr.readexactly(6) == b"abcdef"
+        cw.write(b"x" * 70000 + b"\nline\n")
+        try:
+            await sr.readline()
+        except ValueError:
+            pass
+        assert await sr.readline() == b"line\n"
+        t = asyncio.ensure_future(sr.readline())
+        await asyncio.sleep(0)
+        t.cancel()
+        try:
+            await t
+        except asyncio.CancelledError:
+            pass
         chunk = b"z" * 65536
         for _ in range(64):
             sw.write(chunk)
@@ -499,6 +512,11 @@ def test_native_streams_edge_paths(kind):
         while n < 64 * 65536:
             n += len(await cr.read(1 << 20))
         await d
+        cr.feed_eof()
+        try:
+            await cr.readexactly(10)
+        except asyncio.IncompleteReadError:
+            pass
         sr.set_exception(ValueError("set"))
         for coro in (sr.read(5), sw.drain()):
             try:

@@ -105,6 +105,11 @@ def test_adoption(sloop):
             assert type(sr) is type(cr) is asyncio.StreamReader
             assert type(sw) is type(cw) is asyncio.StreamWriter
         assert "StreamReader" in repr(sr)
+        coros = [sr.read(1), sr.readexactly(1), sr.readline()]
+        for coro in coros:
+            native = type(coro) is _core.StreamOp
+            assert native == (sloop.kind == "native")
+            coro.close()
         await finish(srv, cw, sw)
 
     run(sloop, main())
@@ -357,6 +362,152 @@ def test_waiting_read_collected_clears_waiter(sloop):
         await finish(srv, cw, sw)
 
     run(sloop, main())
+
+
+# ---------------------------------------------------- readexactly/readline
+
+
+def test_readexactly(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect(limit=1024)
+        cw.write(b"abc")
+        t = asyncio.ensure_future(sr.readexactly(8))
+        await asyncio.sleep(0.01)
+        assert not t.done()
+        cw.write(b"def")
+        await asyncio.sleep(0.01)
+        assert not t.done()
+        cw.write(b"ghij")
+        assert await t == b"abcdefgh"
+        assert await sr.readexactly(2) == b"ij"
+        assert await sr.readexactly(0) == b""
+        with pytest.raises(ValueError):
+            await sr.readexactly(-1)
+        # More than twice the limit: the paused transport is resumed.
+        big = bytes(range(256)) * 40
+        cw.write(big)
+        assert await sr.readexactly(len(big)) == big
+        with pytest.raises(RuntimeError, match=r"readexactly\(\) called"):
+            t = asyncio.ensure_future(sr.readexactly(3))
+            await asyncio.sleep(0.01)
+            await sr.readexactly(3)
+        cw.write(b"xyz")
+        assert await t == b"xyz"
+        cw.write(b"tail")
+        cw.write_eof()
+        with pytest.raises(asyncio.IncompleteReadError) as e:
+            await sr.readexactly(10)
+        assert e.value.partial == b"tail"
+        assert e.value.expected == 10
+        assert sr._buffer == bytearray()
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_readline(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect(limit=64)
+        cw.write(b"one\ntwo\nthr")
+        assert await sr.readline() == b"one\n"
+        assert await sr.readline() == b"two\n"
+        t = asyncio.ensure_future(sr.readline())
+        await asyncio.sleep(0.01)
+        assert not t.done()
+        cw.write(b"ee")
+        await asyncio.sleep(0.01)
+        assert not t.done()
+        with pytest.raises(RuntimeError, match=r"readuntil\(\) called"):
+            await sr.readline()
+        cw.write(b"\nfour\n")
+        assert await t == b"three\n"
+        assert await sr.readline() == b"four\n"
+        # Over the limit with the newline found: the line is dropped.
+        cw.write(b"x" * 100 + b"\nnext\n")
+        await wait_until(lambda: b"next" in sr._buffer)
+        with pytest.raises(ValueError, match="Separator is found") as e:
+            await sr.readline()
+        assert isinstance(e.value.__context__, asyncio.LimitOverrunError)
+        assert await sr.readline() == b"next\n"
+        # Over the limit without a newline: the buffer is cleared.
+        cw.write(b"y" * 200)
+        with pytest.raises(ValueError, match="Separator is not found"):
+            while True:
+                await sr.readline()
+        cw.write(b"z\n")
+        line = await sr.readline()
+        assert line.endswith(b"z\n") and set(line[:-2]) <= {ord("y")}
+        # At EOF: the partial line, then b"".
+        cw.write(b"partial")
+        cw.write_eof()
+        assert await sr.readline() == b"partial"
+        assert await sr.readline() == b""
+        with pytest.raises(TypeError):
+            await sr.readline(5)
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_readline_cancelled_keeps_data(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        cw.write(b"no newline yet")
+        await wait_until(lambda: len(sr._buffer) == 14)
+        t = asyncio.ensure_future(sr.readline())
+        await asyncio.sleep(0.01)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        assert sr._waiter is None
+        cw.write(b"!\n")
+        assert await sr.readline() == b"no newline yet!\n"
+        names = set()
+        for coro in (sr.readline(), sr.readexactly(1), sr.read(1)):
+            names.add(coro.__qualname__)
+            coro.close()
+        assert names == {"StreamReader.readline", "StreamReader.readexactly",
+                         "StreamReader.read"}
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_line_protocol_many_lines(sloop):
+    async def echo(reader, writer):
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            writer.write(line)
+            await writer.drain()
+        writer.close()
+
+    async def main():
+        srv = await asyncio.start_server(echo, "127.0.0.1", 0)
+        r, w = await asyncio.open_connection(*srv.sockets[0].getsockname())
+        lines = [b"%d %s\n" % (i, b"x" * (i % 300)) for i in range(3000)]
+        blob = b"".join(lines)
+
+        async def send():
+            for i in range(0, len(blob), 7777):
+                w.write(blob[i:i + 7777])
+                await w.drain()
+            w.write_eof()
+
+        sender = asyncio.ensure_future(send())
+        got = []
+        for _ in lines:
+            got.append(await r.readline())
+        await sender
+        assert got == lines
+        assert await r.readline() == b""
+        w.close()
+        await w.wait_closed()
+        srv.close()
+        await srv.wait_closed()
+
+    run(sloop, main(), timeout=60)
 
 
 # -------------------------------------------------------------- feed_data

@@ -271,21 +271,16 @@ over_limit(PyObject *limit, Py_ssize_t buflen)
     return over;
 }
 
-/* The end of feed_data(): pause the transport above twice the limit. */
+/* The end of feed_data(): pause the transport above twice the limit.
+ * asyncio tests `_transport is not None and not _paused` first; the three
+ * are plain attribute reads, so the limit goes first here, which spares
+ * the other two lookups on almost every call. */
 static int
 maybe_pause(fl_state *st, PyObject *d, Py_ssize_t buflen)
 {
     PyObject *t, *limit;
     int paused, over, rc;
 
-    t = dget(st, d, FL_S_TRANSPORT);
-    if (t == NULL || t == Py_None) {
-        return t == NULL ? -1 : 0;
-    }
-    paused = dtrue(st, d, FL_S_PAUSED);
-    if (paused != 0) {
-        return paused < 0 ? -1 : 0;
-    }
     limit = dget(st, d, FL_S_LIMIT);
     if (limit == NULL) {
         return -1;
@@ -295,6 +290,14 @@ maybe_pause(fl_state *st, PyObject *d, Py_ssize_t buflen)
     Py_DECREF(limit);
     if (over <= 0) {
         return over;
+    }
+    t = dget(st, d, FL_S_TRANSPORT);
+    if (t == NULL || t == Py_None) {
+        return t == NULL ? -1 : 0;
+    }
+    paused = dtrue(st, d, FL_S_PAUSED);
+    if (paused != 0) {
+        return paused < 0 ? -1 : 0;
     }
     rc = call_transport(st, d, FL_S_PAUSE_READING);
     if (rc < 0) {
@@ -1228,20 +1231,24 @@ closing(fl_state *st, PyObject *t)
 static int
 protocol_ok(fl_state *st, PyObject *p)
 {
-    PyObject *v;
+    PyObject *d;
     int bad, i, attrs[2] = {FL_S_CONN_LOST, FL_S_PAUSED};
 
     if ((PyObject *)Py_TYPE(p) != st->streams.aio_protocol) {
         return 0;
     }
+    d = odict(p);
+    if (d == NULL) {
+        return -1;
+    }
     for (i = 0; i < 2; i++) {
-        v = PyObject_GetAttr(p, S(st, attrs[i]));
-        bad = v == NULL ? -1 : PyObject_IsTrue(v);
-        Py_XDECREF(v);
+        bad = dtrue(st, d, attrs[i]);
         if (bad != 0) {
+            Py_DECREF(d);
             return bad < 0 ? -1 : 0;
         }
     }
+    Py_DECREF(d);
     return 1;
 }
 

@@ -351,7 +351,12 @@ QUICK_REPEAT = 3
 
 # fastloop-io-first: fastloop with set_io_first(True) (uvloop's order of I/O
 # and queued callbacks; README "Optional: uvloop's order"), on request only.
-LOOP_KINDS = ("fastloop", "asyncio", "uvloop", "fastloop-io-first")
+# fastloop-py-streams: fastloop with native_streams(False), asyncio's Python
+# StreamReader/StreamWriter (README "Native asyncio streams"); the switch is
+# process-wide, so this kind is for bench/net.py, whose servers run one loop
+# per process.
+LOOP_KINDS = ("fastloop", "asyncio", "uvloop", "fastloop-io-first",
+              "fastloop-py-streams")
 
 
 def _import_fastloop():
@@ -396,6 +401,15 @@ def loop_factory(kind):
             return loop
 
         return io_first_loop, desc + ", set_io_first(True)"
+    if kind == "fastloop-py-streams":
+        factory, desc = loop_factory("fastloop")
+        fastloop = _import_fastloop()
+
+        def py_streams_loop():
+            fastloop.native_streams(False)
+            return factory()
+
+        return py_streams_loop, desc + ", native_streams(False)"
     if kind == "asyncio":
         return asyncio.SelectorEventLoop, "asyncio.SelectorEventLoop"
     if kind == "uvloop":

@@ -1060,9 +1060,11 @@ static PyType_Spec op_spec = {
 
 #define STATE(cls) ((fl_state *)PyType_GetModuleState(cls))
 
+/* read(n) and readexactly(n): an op for a positive int n, asyncio's
+ * function orig for anything else. */
 static PyObject *
-reader_read(PyObject *self, PyTypeObject *cls, PyObject *const *args,
-            size_t nargsf, PyObject *kwnames)
+read_n(PyObject *self, PyTypeObject *cls, PyObject *const *args,
+       size_t nargsf, PyObject *kwnames, int kind)
 {
     fl_state *st = STATE(cls);
 
@@ -1075,34 +1077,27 @@ reader_read(PyObject *self, PyTypeObject *cls, PyObject *const *args,
         Py_ssize_t n = PyLong_AsSsize_t(args[0]);
 
         if (n > 0) {
-            return op_new(st, self, OPK_READ, n, OP_NEW);
+            return op_new(st, self, kind, n, OP_NEW);
         }
-        PyErr_Clear(); /* a huge n: asyncio's read() */
+        PyErr_Clear(); /* n <= 0 or a huge n: asyncio's */
     }
-    return call_orig(st->streams.py_read, self, args, nargsf, kwnames);
+    return call_orig(kind == OPK_READ ? st->streams.py_read
+                                      : st->streams.py_readexactly,
+                     self, args, nargsf, kwnames);
+}
+
+static PyObject *
+reader_read(PyObject *self, PyTypeObject *cls, PyObject *const *args,
+            size_t nargsf, PyObject *kwnames)
+{
+    return read_n(self, cls, args, nargsf, kwnames, OPK_READ);
 }
 
 static PyObject *
 reader_readexactly(PyObject *self, PyTypeObject *cls, PyObject *const *args,
                    size_t nargsf, PyObject *kwnames)
 {
-    fl_state *st = STATE(cls);
-
-    if (st == NULL) {
-        return NULL;
-    }
-    if (kwnames == NULL && PyVectorcall_NARGS(nargsf) == 1 &&
-        PyLong_CheckExact(args[0]))
-    {
-        Py_ssize_t n = PyLong_AsSsize_t(args[0]);
-
-        if (n > 0) {
-            return op_new(st, self, OPK_EXACT, n, OP_NEW);
-        }
-        PyErr_Clear();
-    }
-    return call_orig(st->streams.py_readexactly, self, args, nargsf,
-                     kwnames);
+    return read_n(self, cls, args, nargsf, kwnames, OPK_EXACT);
 }
 
 static PyObject *

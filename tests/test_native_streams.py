@@ -752,3 +752,126 @@ def test_eager_task_factory_handler(sloop):
         await srv.wait_closed()
 
     run(sloop, main())
+
+
+# ------------------------------------------------- differential, randomized
+
+
+class _RecordingTransport:
+    """What a StreamReader asks of its transport, recorded."""
+
+    def __init__(self):
+        self.calls = []
+
+    def pause_reading(self):
+        self.calls.append("pause")
+
+    def resume_reading(self):
+        self.calls.append("resume")
+
+
+def _outcome(task):
+    if task.cancelled():
+        return ("cancelled",)
+    exc = task.exception()
+    if exc is not None:
+        return ("raised", type(exc).__name__, str(exc),
+                getattr(exc, "partial", None), getattr(exc, "expected", None),
+                type(exc.__context__).__name__)
+    return ("ok", task.result())
+
+
+def _state(reader):
+    return (bytes(reader._buffer), reader._eof, reader._paused,
+            reader._waiter is None, reader._transport.calls[:])
+
+
+async def _run_script(reader, ops):
+    """Runs ops on reader; returns what each step observed."""
+    seen = []
+    pending = None
+    for op in ops:
+        kind = op[0]
+        if kind == "feed":
+            reader.feed_data(op[1])
+        elif kind == "eof":
+            reader.feed_eof()
+        elif kind == "exc":
+            reader.set_exception(ValueError("set"))
+        elif kind in ("read", "exactly", "line", "readall"):
+            if pending is not None and not pending.done():
+                seen.append(("busy",))
+                continue
+            if kind == "read":
+                coro = reader.read(op[1])
+            elif kind == "exactly":
+                coro = reader.readexactly(op[1])
+            elif kind == "line":
+                coro = reader.readline()
+            else:
+                coro = reader.read()
+            pending = asyncio.ensure_future(coro)
+        elif kind == "cancel":
+            if pending is not None:
+                pending.cancel()
+        # Let the step settle: wake-ups run within a few iterations.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        if pending is not None and pending.done():
+            seen.append(_outcome(pending))
+            pending = None
+        seen.append(_state(reader))
+    if pending is not None:
+        pending.cancel()
+        await asyncio.sleep(0)
+    return seen
+
+
+def _random_ops(rng):
+    ops = []
+    eof = False
+    for _ in range(rng.randrange(5, 40)):
+        r = rng.random()
+        if r < 0.35 and not eof:
+            n = rng.choice([0, 1, 2, 5, 17, 100, 300])
+            data = bytes(rng.choice(b"ab\n") for _ in range(n))
+            ops.append(("feed", data))
+        elif r < 0.5:
+            ops.append(("read", rng.choice([1, 3, 10, 1000])))
+        elif r < 0.65:
+            ops.append(("exactly", rng.choice([1, 4, 50, 200])))
+        elif r < 0.8:
+            ops.append(("line",))
+        elif r < 0.85:
+            ops.append(("readall",))
+        elif r < 0.93:
+            ops.append(("cancel",))
+        elif r < 0.97:
+            ops.append(("eof",))
+            eof = True
+        else:
+            ops.append(("exc",))
+    return ops
+
+
+def test_differential_random_scripts():
+    """Random feed/read/readexactly/readline/cancel/EOF scripts give the
+    same results, exceptions, buffer and transport calls on a native
+    reader as on asyncio's."""
+    import random
+
+    async def main():
+        rng = random.Random(20261204)
+        for i in range(300):
+            ops = _random_ops(rng)
+            limit = rng.choice([8, 64, 2 ** 16])
+            results = []
+            for native in (False, True):
+                reader = asyncio.StreamReader(limit=limit)
+                reader.set_transport(_RecordingTransport())
+                if native:
+                    reader.__class__ = _core.StreamReader
+                results.append(await _run_script(reader, ops))
+            assert results[0] == results[1], (i, ops)
+
+    fastloop.run(main())

@@ -29,6 +29,7 @@
  * close(), and a transport closed before its first iteration never starts
  * watching its fd. write() of something that is not bytes-like raises
  * TypeError (asyncio asserts). */
+#include "streams.h"
 #include "transport.h"
 #include "wbuf.h"
 
@@ -65,6 +66,7 @@ typedef struct {
     char peer_watch;    /* write side: watching for the reader's close */
     char watch_peer_ok; /* write side: the fd is a fifo or a socket */
     char lost;          /* connection_lost() scheduled or called */
+    char streams;       /* read side: an adopted StreamReaderProtocol */
 } fl_pipe;
 
 static int pipe_on_io(fl_io *io, unsigned events);
@@ -448,6 +450,19 @@ read_ready(fl_pipe *self)
     if (n == 0) {
         return on_read_eof(self);
     }
+    if (self->streams && self->base.protocol != NULL) {
+        int rc = fl_streams_feed(ST(self), self->base.protocol,
+                                 PyBytes_AS_STRING(data), (Py_ssize_t)n);
+
+        if (rc != 0) {
+            Py_DECREF(data);
+            return rc > 0 ? 0
+                          : protocol_error(self,
+                                           "Exception in protocol."
+                                           "data_received() of a pipe "
+                                           "transport");
+        }
+    }
     if (self->data_received == NULL && self->base.protocol != NULL) {
         /* Missing at set_protocol() time: raise AttributeError now. */
         self->data_received =
@@ -587,6 +602,8 @@ set_protocol(fl_transport_base *b, PyObject *protocol)
             PyErr_Clear();
         }
     }
+    self->streams = !self->writer && fl_streams_adopt(ST(self), protocol,
+                                                      self->data_received);
     fl_tb_set_protocol(b, protocol);
     return 0;
 }

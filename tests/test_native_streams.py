@@ -875,3 +875,35 @@ def test_differential_random_scripts():
             assert results[0] == results[1], (i, ops)
 
     fastloop.run(main())
+
+
+def test_read_pipe_streams(sloop):
+    """connect_read_pipe() with a StreamReaderProtocol: the reader is
+    adopted (fastloop's C pipe transport) and reads as asyncio's."""
+    import os
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        rfd, wfd = os.pipe()
+        reader = asyncio.StreamReader(limit=64)
+        rpipe = os.fdopen(rfd, "rb", 0)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), rpipe)
+        assert (type(reader) is _core.StreamReader) == (sloop.kind == "native")
+        os.write(wfd, b"first line\nsecond")
+        assert await reader.readline() == b"first line\n"
+        assert await reader.readexactly(3) == b"sec"
+        os.write(wfd, b"\n" + b"x" * 1000)
+        assert await reader.readline() == b"ond\n"
+        got = b""
+        while len(got) < 1000:
+            got += await reader.read(100)
+        assert got == b"x" * 1000
+        os.write(wfd, b"end")
+        os.close(wfd)
+        assert await reader.read() == b"end"
+        assert reader.at_eof()
+        transport.close()
+        await asyncio.sleep(0)
+
+    run(sloop, main())

@@ -46,6 +46,7 @@ DEBUG_BUILD: Final[int]
 """1 when built with FASTLOOP_DEBUG=1."""
 
 def _native_streams(enabled: Optional[bool] = None, /) -> bool: ...
+def _streams_adopt_reader(reader: asyncio.StreamReader, /) -> bool: ...
 
 @final
 class StreamOp(Coroutine[Any, Any, Any]):

@@ -37,6 +37,7 @@ import warnings
 from asyncio import protocols
 from asyncio import transports
 from asyncio.log import logger
+from asyncio.subprocess import SubprocessStreamProtocol as _SubprocessStreamProtocol
 
 from . import _core
 
@@ -510,6 +511,16 @@ class SubprocessTransport(transports.SubprocessTransport):
     def kill(self):
         self.send_signal(signal.SIGKILL)
 
+    def _fl_adopt_streams(self):
+        # asyncio.create_subprocess_*(): the protocol made its StreamReaders
+        # in connection_made(); native streams take them over (README
+        # "Native asyncio streams").
+        protocol = self._protocol
+        if type(protocol) is _SubprocessStreamProtocol:
+            for reader in (protocol.stdout, protocol.stderr):
+                if reader is not None:
+                    _core._streams_adopt_reader(reader)
+
     async def _connect_pipes(self, waiter):
         proc = self._proc
         loop = self._loop
@@ -541,6 +552,7 @@ class SubprocessTransport(transports.SubprocessTransport):
             assert self._pending_calls is not None
 
             loop.call_soon(self._protocol.connection_made, self)
+            loop.call_soon(self._fl_adopt_streams)
             for callback, data in self._pending_calls:
                 loop.call_soon(callback, *data)
             self._pending_calls = None

@@ -187,6 +187,10 @@ static PyMethodDef module_methods[] = {
      "Whether stream transports adopt asyncio's StreamReader and "
      "StreamWriter\n(the previous setting; sets it when enabled is "
      "given)."},
+    {"_streams_adopt_reader", (PyCFunction)fl_streams_adopt_reader, METH_O,
+     "_streams_adopt_reader($module, reader, /)\n--\n\n"
+     "Moves an asyncio.StreamReader to fastloop's C subclass when native "
+     "streams\nare on; returns whether the reader is native now."},
     {NULL, NULL, 0, NULL},
 };
 

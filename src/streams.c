@@ -1613,6 +1613,24 @@ fl_streams_clear(fl_state *st)
     }
 }
 
+/* _core._streams_adopt_reader(reader): moves a reader of exactly
+ * asyncio's class to the C class when native streams are on and asyncio's
+ * methods are its own (the subprocess streams' readers). Returns whether
+ * the reader is native now. */
+PyObject *
+fl_streams_adopt_reader(PyObject *mod, PyObject *reader)
+{
+    fl_state *st = (fl_state *)PyModule_GetState(mod);
+    fl_streams_state *s = &st->streams;
+
+    if (s->enabled && (PyObject *)Py_TYPE(reader) == s->aio_reader &&
+        guards_hold(st))
+    {
+        adopt_obj(st, reader, s->aio_reader, s->ReaderType);
+    }
+    return PyBool_FromLong(Py_TYPE(reader) == s->ReaderType);
+}
+
 /* _core._native_streams(enabled=None): the previous setting; sets it
  * when given. */
 PyObject *

@@ -30,6 +30,9 @@ int fl_streams_adopt(fl_state *st, PyObject *protocol, PyObject *dr);
 int fl_streams_feed(fl_state *st, PyObject *protocol, const char *buf,
                     Py_ssize_t n);
 
+/* _core._streams_adopt_reader(reader) -> whether it is native now. */
+PyObject *fl_streams_adopt_reader(PyObject *mod, PyObject *reader);
+
 /* _core._native_streams(enabled=None) -> the previous setting. */
 PyObject *fl_streams_switch(PyObject *mod, PyObject *const *args,
                             Py_ssize_t nargs);

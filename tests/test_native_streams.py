@@ -907,3 +907,30 @@ def test_read_pipe_streams(sloop):
         await asyncio.sleep(0)
 
     run(sloop, main())
+
+
+def test_subprocess_streams(sloop):
+    """asyncio.create_subprocess_exec() pipes: the stdout/stderr readers are
+    adopted on fastloop and read as asyncio's."""
+    script = ("import sys\n"
+              "for i in range(500):\n"
+              "    sys.stdout.write('line %d\\n' % i)\n"
+              "sys.stdout.write('tail')\n"
+              "sys.stderr.write('err\\n')\n")
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        await asyncio.sleep(0)
+        native = type(proc.stdout) is _core.StreamReader
+        assert native == (sloop.kind == "native")
+        lines = []
+        async for line in proc.stdout:
+            lines.append(line)
+        assert lines[:2] == [b"line 0\n", b"line 1\n"]
+        assert lines[-1] == b"tail" and len(lines) == 501
+        assert await proc.stderr.readexactly(4) == b"err\n"
+        assert await proc.wait() == 0
+
+    run(sloop, main())

@@ -19,6 +19,7 @@ import fastloop
 from fastloop import _core
 from conftest import make_loop, run
 from nethelpers import HIGH, client_ctx, server_ctx, certs  # noqa: F401
+from test_streams import line_echo
 
 KINDS = ["native", "fastloop-py", "asyncio"]
 
@@ -474,17 +475,8 @@ def test_readline_cancelled_keeps_data(sloop):
 
 
 def test_line_protocol_many_lines(sloop):
-    async def echo(reader, writer):
-        while True:
-            line = await reader.readline()
-            if not line:
-                break
-            writer.write(line)
-            await writer.drain()
-        writer.close()
-
     async def main():
-        srv = await asyncio.start_server(echo, "127.0.0.1", 0)
+        srv = await asyncio.start_server(line_echo, "127.0.0.1", 0)
         r, w = await asyncio.open_connection(*srv.sockets[0].getsockname())
         lines = [b"%d %s\n" % (i, b"x" * (i % 300)) for i in range(3000)]
         blob = b"".join(lines)
@@ -501,6 +493,7 @@ def test_line_protocol_many_lines(sloop):
             got.append(await r.readline())
         await sender
         assert got == lines
+        assert await r.readline() == b"bye\n"
         assert await r.readline() == b""
         w.close()
         await w.wait_closed()

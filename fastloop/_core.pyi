@@ -62,6 +62,7 @@ class StreamOp(Coroutine[Any, Any, Any]):
     def __iter__(self) -> StreamOp: ...
     def __next__(self) -> Any: ...
 
+@final
 class StreamReader(asyncio.StreamReader):
     """asyncio.StreamReader with read(n), readexactly(n), readline() and
     feed_data() in C (src/streams.c):
@@ -72,6 +73,7 @@ class StreamReader(asyncio.StreamReader):
     def readline(self) -> Coroutine[Any, Any, bytes]: ...
     def feed_data(self, data: Iterable[SupportsIndex]) -> None: ...
 
+@final
 class StreamWriter(asyncio.StreamWriter):
     """asyncio.StreamWriter with write() and drain() in C (src/streams.c)."""
 

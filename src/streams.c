@@ -186,17 +186,19 @@ static int
 maybe_resume(fl_state *st, PyObject *d, PyObject *buffer)
 {
     PyObject *limit, *len;
+    Py_ssize_t n;
     int paused = dtrue(st, d, FL_S_PAUSED), le;
 
     if (paused <= 0) {
         return paused;
     }
-    limit = dget(st, d, FL_S_LIMIT);
+    n = PyObject_Length(buffer);
+    limit = n < 0 ? NULL : dget(st, d, FL_S_LIMIT);
     if (limit == NULL) {
         return -1;
     }
     Py_INCREF(limit);
-    len = PyLong_FromSsize_t(PyObject_Length(buffer));
+    len = PyLong_FromSsize_t(n);
     le = len == NULL ? -1 : PyObject_RichCompareBool(len, limit, Py_LE);
     Py_XDECREF(len);
     Py_DECREF(limit);
@@ -1340,17 +1342,21 @@ static PyType_Slot writer_slots[] = {
     {0, NULL},
 };
 
+/* Not subclassable: the C methods read the instance dict directly, which
+ * a subclass's properties of the same names would not see. (No
+ * Py_TPFLAGS_IMMUTABLETYPE either: __class__ assignment needs mutable
+ * types on both sides.) */
 static PyType_Spec reader_spec = {
     .name = "fastloop._core.StreamReader",
     .basicsize = 0,
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .flags = Py_TPFLAGS_DEFAULT,
     .slots = reader_slots,
 };
 
 static PyType_Spec writer_spec = {
     .name = "fastloop._core.StreamWriter",
     .basicsize = 0,
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .flags = Py_TPFLAGS_DEFAULT,
     .slots = writer_slots,
 };
 

@@ -31,6 +31,7 @@ class LoopStats(TypedDict):
     ready: int
     timers: int
     free_handles: int
+    stream_buffer_pool: int
     readers: int
     writers: int
     fds_watched: int

@@ -5,10 +5,12 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "compat.h"
 #include "stats.h"
+#include "bytebuf.h"
 
 
 #define FL_READ 1u
@@ -34,6 +36,7 @@ typedef struct {
     PyObject *IncompleteReadError, *LimitOverrunError;
     PyObject *ready;       /* an awaitable that returns None at once */
     PyObject *str[FL_S_N];
+    fl_bytebuf_pool pool; /* storage of emptied readers' buffers */
     int enabled;
 } fl_streams_state;
 
@@ -269,6 +272,15 @@ int fl_bind(fl_state *st, PyObject *const *args, Py_ssize_t nargs,
             PyObject *kwnames, const char *const *names, int n, int allow_ctx,
             fl_bound *b, const char *method);
 double fl_time(void);
+
+/* The poll timeout (ns, -1: none) shortened to at most `seconds`. */
+static inline int64_t
+fl_cap_timeout(int64_t timeout, double seconds)
+{
+    int64_t ns = (int64_t)ceil(seconds * 1e9);
+
+    return (timeout < 0 || ns < timeout) ? ns : timeout;
+}
 int fl_loop_check_closed(fl_loop *loop);
 int fl_is_loop(PyObject *o);
 int fl_loop_call_soon_handle(fl_loop *loop, PyObject *handle);

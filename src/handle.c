@@ -239,15 +239,6 @@ decay_window(fl_loop *loop, double now)
     loop->free_target[0] = loop->free_target[1] = -1;
 }
 
-/* The poll timeout (ns, -1: none) shortened to at most `seconds`. */
-static int64_t
-cap_timeout(int64_t timeout, double seconds)
-{
-    int64_t ns = (int64_t)ceil(seconds * 1e9);
-
-    return (timeout < 0 || ns < timeout) ? ns : timeout;
-}
-
 void
 fl_handle_freelist_init(fl_loop *loop)
 {
@@ -268,7 +259,7 @@ fl_handle_freelist_idle(fl_loop *loop, double now, int64_t timeout)
     wait = loop->free_window + FL_FREE_DECAY - now;
     if (wait > 0) {
         /* Wake up for the window's end even if nothing else would. */
-        return cap_timeout(timeout, wait);
+        return fl_cap_timeout(timeout, wait);
     }
     for (k = 0; k < 2; k++) {
         if (loop->free_target[k] < 0) {
@@ -284,7 +275,7 @@ fl_handle_freelist_idle(fl_loop *loop, double now, int64_t timeout)
         return 0; /* the next iteration frees the next step */
     }
     decay_window(loop, now);
-    return cap_timeout(timeout, FL_FREE_DECAY);
+    return fl_cap_timeout(timeout, FL_FREE_DECAY);
 }
 
 void

@@ -474,6 +474,7 @@ poll_io(fl_loop *self, int64_t timeout, double now, double *after)
     if (timeout != 0) {
         /* About to sleep: unused free-list memory goes back (handle.c). */
         timeout = fl_handle_freelist_idle(self, now, timeout);
+        timeout = fl_bytebuf_idle(&self->state->streams.pool, now, timeout);
     }
     if (timeout == 0 && self->nwatched == 0) {
         /* Nothing to poll but the wake-up fd, whose only job is to end a

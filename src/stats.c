@@ -342,6 +342,8 @@ fl_loop_stats(fl_loop *self, PyObject *unused)
         set_n(d, "ready", self->ready.len) < 0 ||
         set_n(d, "timers", self->timers.len) < 0 ||
         set_n(d, "free_handles", self->nfree[0] + self->nfree[1]) < 0 ||
+        set_n(d, "stream_buffer_pool",
+              self->state->streams.pool.total) < 0 ||
         add_fd_counts(self, d) < 0 || add_config(self, d) < 0 ||
         set_item(d, "poller", PyUnicode_FromString(fl_poller_name())) < 0)
     {

@@ -9,6 +9,7 @@
  * machine; it is a collections.abc.Coroutine, so
  * create_task(reader.read(n)) works. */
 #include "streams.h"
+#include "bytebuf.h"
 #include "stream.h"
 
 #include <string.h>
@@ -352,10 +353,9 @@ feed(fl_state *st, PyObject *reader, const char *buf, Py_ssize_t n,
         goto done;
     }
     old = PyByteArray_GET_SIZE(buffer);
-    if (PyByteArray_Resize(buffer, old + n) < 0) {
+    if (fl_bytebuf_append(&st->streams.pool, buffer, buf, n) < 0) {
         goto done;
     }
-    memcpy(PyByteArray_AS_STRING(buffer) + old, buf, (size_t)n);
     if (wakeup(st, d) == 0) {
         rc = maybe_pause(st, d, old + n);
     }
@@ -465,7 +465,7 @@ end_wait(fl_op *op, int failing)
 /* bytes(buffer[:k]); del buffer[:k] -- the k is clipped to the buffer.
  * New reference or NULL. */
 static PyObject *
-take(PyObject *buffer, Py_ssize_t k)
+take(fl_state *st, PyObject *buffer, Py_ssize_t k)
 {
     PyObject *data;
     Py_buffer view;
@@ -480,6 +480,12 @@ take(PyObject *buffer, Py_ssize_t k)
     }
     data = PyBytes_FromStringAndSize(view.buf, k);
     PyBuffer_Release(&view);
+    if (data != NULL && k == view.len && PyByteArray_CheckExact(buffer) &&
+        fl_bytebuf_clear(&st->streams.pool, buffer) == 0)
+    {
+        Py_DECREF(buffer);
+        return data;
+    }
     if (data != NULL && PySequence_DelSlice(buffer, 0, k) < 0) {
         Py_CLEAR(data);
     }
@@ -498,7 +504,7 @@ op_take(fl_op *op, Py_ssize_t k, int resume, PyObject **res)
         return -1;
     }
     Py_INCREF(buffer);
-    data = take(buffer, k);
+    data = take(op->st, buffer, k);
     if (data == NULL ||
         (resume && maybe_resume(op->st, op->dict, buffer) < 0))
     {
@@ -1617,6 +1623,7 @@ fl_streams_clear(fl_state *st)
     for (i = 0; i < FL_S_N; i++) {
         Py_CLEAR(s->str[i]);
     }
+    fl_bytebuf_pool_free(&s->pool);
 }
 
 /* _core._streams_adopt_reader(reader): moves a reader of exactly

@@ -707,6 +707,133 @@ def test_many_connections(sloop):
     run(sloop, main(), timeout=60)
 
 
+# ------------------------------------------------- the buffer's storage
+# An emptied reader buffer keeps a small allocation and gives a large one to
+# a pool that the next feed into an empty buffer takes from (src/bytebuf.c).
+
+
+def test_mixed_sizes_over_many_connections(sloop):
+    """Messages of 1 B to 300 KiB on 24 connections at once, five rounds:
+    buffers take and give back storage of every size in every order, and
+    every byte must still land in its own reader."""
+    import random
+
+    async def echo(reader, writer):
+        while True:
+            head = await reader.readexactly(4)
+            n = int.from_bytes(head, "big")
+            if n == 0:
+                break
+            body = bytearray()
+            while len(body) < n:
+                chunk = await reader.read(n - len(body))
+                if not chunk:
+                    raise AssertionError("early EOF")
+                body += chunk
+            writer.write(bytes(body))
+            await writer.drain()
+        writer.close()
+
+    async def client(addr, seed):
+        rnd = random.Random(seed)
+        r, w = await asyncio.open_connection(*addr)
+        for _ in range(5):
+            n = rnd.choice([1, 700, 3000, 40_000, 100_000, 300_000])
+            payload = rnd.randbytes(n) if hasattr(rnd, "randbytes") else \
+                bytes(rnd.getrandbits(8) for _ in range(n))
+            w.write(n.to_bytes(4, "big") + payload)
+            await w.drain()
+            got = await r.readexactly(n)
+            assert got == payload
+        w.write(b"\0\0\0\0")
+        await w.drain()
+        assert await r.read() == b""
+        w.close()
+        await w.wait_closed()
+
+    async def main():
+        srv = await asyncio.start_server(echo, "127.0.0.1", 0, backlog=100)
+        addr = srv.sockets[0].getsockname()
+        await asyncio.gather(*(client(addr, i) for i in range(24)))
+        srv.close()
+        await srv.wait_closed()
+
+    run(sloop, main(), timeout=120)
+
+
+@pytest.mark.parametrize("when", ["full", "empty"])
+def test_buffer_exported_while_read_and_fed(sloop, when):
+    """A memoryview of reader._buffer blocks resizing: a read that would
+    empty it and a feed that would grow it raise BufferError as asyncio's
+    del and extend do (the feed's through the exception handler, closing
+    the transport), and the data already there stays."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        errors = []
+        loop.set_exception_handler(
+            lambda lp, ctx: errors.append(type(ctx.get("exception"))))
+        srv, cr, cw, sr, sw = await connect()
+        if when == "full":
+            cw.write(b"abc")
+            await wait_until(lambda: len(sr._buffer) == 3)
+        view = memoryview(sr._buffer)
+        if when == "full":
+            with pytest.raises(BufferError):
+                await sr.read(10)
+        cw.write(b"def")
+        await wait_until(lambda: errors)
+        assert errors == [BufferError]
+        assert bytes(sr._buffer) == (b"abc" if when == "full" else b"")
+        view.release()
+        with pytest.raises(BufferError):
+            await sr.read(10)  # connection_lost(exc) set the exception
+        assert sw.transport.is_closing()
+        for w in (cw, sw):
+            w.close()
+            try:
+                await asyncio.wait_for(w.wait_closed(), 10)
+            except (BufferError, ConnectionError):
+                pass  # the server side's wait_closed() re-raises it
+        srv.close()
+        await srv.wait_closed()
+
+    run(sloop, main())
+
+
+def test_buffer_storage_pooled_then_freed_when_idle():
+    """Fastloop only: after 100 KiB messages the storage of emptied
+    buffers waits in the pool (stats()["stream_buffer_pool"]); a loop that
+    then sleeps frees what stayed unused for a whole second."""
+    prev = fastloop.native_streams(True)
+    try:
+        async def main():
+            loop = asyncio.get_running_loop()
+            srv, cr, cw, sr, sw = await connect()
+            # The pool is the interpreter's: earlier tests may have left
+            # some in it, which this loop's first sleep ages out.
+            for _ in range(3):
+                cw.write(b"x" * 100_000)
+                got = 0
+                while got < 100_000:
+                    got += len(await sr.read(1 << 20))
+            pooled = loop.stats()["stream_buffer_pool"]
+            assert 100_000 <= pooled <= 32 * 1024 * 1024
+            # Small messages keep their storage in the buffer itself.
+            cw.write(b"y" * 100)
+            assert await sr.read(1000) == b"y" * 100
+            assert loop.stats()["stream_buffer_pool"] == pooled
+            await finish(srv, cw, sw)
+            deadline = loop.time() + 10
+            while loop.stats()["stream_buffer_pool"] and \
+                    loop.time() < deadline:
+                await asyncio.sleep(0.25)
+            assert loop.stats()["stream_buffer_pool"] == 0
+
+        fastloop.run(main())
+    finally:
+        fastloop.native_streams(prev)
+
+
 def test_tls_streams(sloop, server_ctx, client_ctx):
     async def main():
         srv, cr, cw, sr, sw = await connect(ssl=server_ctx,

@@ -57,7 +57,7 @@ KEYS = {
     "timers_scheduled", "timers_fired", "timers_cancelled", "poll_seconds",
     "callback_seconds", "lag", "lag_max", "lag_mean", "block",
     "block_current", "block_max", "slow_iterations", "slowest", "ready",
-    "timers", "free_handles", "readers", "writers", "fds_watched",
+    "timers", "free_handles", "stream_buffer_pool", "readers", "writers", "fds_watched",
     "transports",
     "slow_threshold", "time_callbacks", "probing", "probe_stage", "poller",
 }

@@ -230,15 +230,33 @@ wakeup(fl_state *st, PyObject *d)
         Py_DECREF(w);
         return -1;
     }
-    c = PyObject_VectorcallMethod(
-        S(st, FL_S_CANCELLED), &w, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    cancelled = c == NULL ? -1 : PyObject_IsTrue(c);
-    Py_XDECREF(c);
+    if ((PyObject *)Py_TYPE(w) == st->aio_Future) {
+        /* The loop's own futures: asyncio.Future's methods, called
+         * without looking them up on the instance. */
+        PyObject *args[2] = {w, Py_None};
+
+        c = PyObject_Vectorcall(st->streams.fut_cancelled, args, 1, NULL);
+        cancelled = c == NULL ? -1 : PyObject_IsTrue(c);
+        Py_XDECREF(c);
+        if (cancelled == 0) {
+            c = PyObject_Vectorcall(st->streams.fut_set_result, args, 2,
+                                    NULL);
+            rc = c == NULL ? -1 : 0;
+            Py_XDECREF(c);
+        }
+    }
+    else {
+        c = PyObject_VectorcallMethod(S(st, FL_S_CANCELLED), &w,
+                                      1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                      NULL);
+        cancelled = c == NULL ? -1 : PyObject_IsTrue(c);
+        Py_XDECREF(c);
+        if (cancelled == 0) {
+            rc = call_attr(st, w, FL_S_SET_RESULT, Py_None);
+        }
+    }
     if (cancelled < 0) {
         rc = -1;
-    }
-    else if (!cancelled) {
-        rc = call_attr(st, w, FL_S_SET_RESULT, Py_None);
     }
     Py_DECREF(w);
     return rc;
@@ -1255,6 +1273,21 @@ protocol_ok(fl_state *st, PyObject *p)
     return 1;
 }
 
+/* Whether a fastloop stream transport that is not closing answers for
+ * protocol_ok(p): p is its protocol, of asyncio's class, and the transport
+ * has not paused its writing. The protocol's _paused is set and cleared
+ * only by the pause_writing()/resume_writing() calls that follow the
+ * transport's own flag, and _connection_lost only once it is closing. */
+static int
+transport_knows(fl_state *st, PyObject *t, PyObject *p)
+{
+    fl_transport_base *b = (fl_transport_base *)t;
+
+    return Py_TYPE(t) == st->StreamTransportType && b->protocol == p &&
+           (PyObject *)Py_TYPE(p) == st->streams.aio_protocol &&
+           !b->protocol_paused && !b->closing;
+}
+
 /* Whether drain() can return at once: no reader exception, transport
  * not closing, protocol neither paused nor disconnected. 1, 0, -1. */
 static int
@@ -1284,7 +1317,7 @@ drain_ready(fl_state *st, PyObject *self)
         ok = ok < 0 ? -1 : !ok;
     }
     if (ok > 0) {
-        ok = protocol_ok(st, o[2]);
+        ok = transport_knows(st, o[1], o[2]) ? 1 : protocol_ok(st, o[2]);
     }
     for (i = 0; i < 3; i++) {
         Py_DECREF(o[i]);
@@ -1558,6 +1591,10 @@ fl_streams_init(PyObject *mod, fl_state *st)
         (s->py_drain = import_from(s->aio_writer, "drain")) == NULL ||
         (s->py_data_received =
              import_from(s->aio_protocol, "data_received")) == NULL ||
+        (s->fut_cancelled = import_from(st->aio_Future, "cancelled")) ==
+            NULL ||
+        (s->fut_set_result = import_from(st->aio_Future, "set_result")) ==
+            NULL ||
         init_guards(s) < 0 ||
         (s->OpType = add_type(mod, &op_spec, NULL, "StreamOp")) == NULL ||
         (s->ReaderType = add_type(mod, &reader_spec, s->aio_reader,
@@ -1593,6 +1630,8 @@ fl_streams_traverse(fl_state *st, visitproc visit, void *arg)
     Py_VISIT(s->py_write);
     Py_VISIT(s->py_drain);
     Py_VISIT(s->py_data_received);
+    Py_VISIT(s->fut_cancelled);
+    Py_VISIT(s->fut_set_result);
     Py_VISIT(s->ready);
     return 0;
 }
@@ -1620,6 +1659,8 @@ fl_streams_clear(fl_state *st)
     Py_CLEAR(s->py_write);
     Py_CLEAR(s->py_drain);
     Py_CLEAR(s->py_data_received);
+    Py_CLEAR(s->fut_cancelled);
+    Py_CLEAR(s->fut_set_result);
     for (i = 0; i < FL_S_N; i++) {
         Py_CLEAR(s->str[i]);
     }

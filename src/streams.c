@@ -1433,6 +1433,67 @@ adopt_obj(fl_state *st, PyObject *obj, PyObject *from, PyTypeObject *to)
     }
 }
 
+#if FL_PY313
+/* Whether o is asyncio's StreamWriter over protocol. */
+static int
+writer_of(fl_state *st, PyObject *o, PyObject *protocol)
+{
+    PyObject *p;
+    int r;
+
+    if ((PyObject *)Py_TYPE(o) != st->streams.aio_writer) {
+        return 0;
+    }
+    p = PyObject_GetAttr(o, S(st, FL_S_PROTOCOL));
+    r = p == protocol;
+    Py_XDECREF(p);
+    return r;
+}
+
+/* 3.13's StreamReaderProtocol hands the server-side writer to
+ * client_connected_cb without keeping it. When the callback was a
+ * coroutine function, the writer is among the arguments of the coroutine
+ * in the protocol's _task: adopt it from there. Never fails. */
+static void
+adopt_task_writer(fl_state *st, PyObject *protocol)
+{
+    PyObject *task, *coro = NULL, *frame = NULL, *locals = NULL,
+                     *values = NULL;
+    Py_ssize_t i, n;
+
+    task = PyObject_GetAttrString(protocol, "_task");
+    if (task == NULL || task == Py_None) {
+        goto done;
+    }
+    coro = PyObject_CallMethod(task, "get_coro", NULL);
+    if (coro == NULL || !PyCoro_CheckExact(coro)) {
+        goto done;
+    }
+    frame = PyObject_GetAttrString(coro, "cr_frame");
+    if (frame == NULL || !PyFrame_Check(frame)) {
+        goto done;
+    }
+    locals = PyFrame_GetLocals((PyFrameObject *)frame);
+    values = locals == NULL ? NULL : PyMapping_Values(locals);
+    n = values == NULL ? 0 : PyList_GET_SIZE(values);
+    for (i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+
+        if (writer_of(st, v, protocol)) {
+            adopt_obj(st, v, st->streams.aio_writer, st->streams.WriterType);
+            break;
+        }
+    }
+done:
+    Py_XDECREF(values);
+    Py_XDECREF(locals);
+    Py_XDECREF(frame);
+    Py_XDECREF(coro);
+    Py_XDECREF(task);
+    PyErr_Clear();
+}
+#endif
+
 int
 fl_streams_adopt(fl_state *st, PyObject *protocol, PyObject *dr)
 {
@@ -1456,6 +1517,12 @@ fl_streams_adopt(fl_state *st, PyObject *protocol, PyObject *dr)
     }
     o = PyObject_GetAttr(protocol, S(st, FL_S_WRITER));
     adopt_obj(st, o, s->aio_writer, s->WriterType);
+#if FL_PY313
+    if (o == NULL || o == Py_None) {
+        PyErr_Clear();
+        adopt_task_writer(st, protocol);
+    }
+#endif
     Py_XDECREF(o);
     PyErr_Clear();
     return 1;

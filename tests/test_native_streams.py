@@ -93,13 +93,10 @@ def test_adoption(sloop):
         if sloop.kind == "native":
             assert type(sr) is _core.StreamReader
             assert type(cr) is _core.StreamReader
-            # The writer of a server connection is adopted when the
-            # protocol keeps it (3.9-3.12); 3.13's does not, and its
-            # writer stays asyncio's.
-            if getattr(sw._protocol, "_stream_writer", None) is sw:
-                assert type(sw) is _core.StreamWriter
-            else:
-                assert type(sw) is asyncio.StreamWriter
+            # The writer of a server connection is adopted: from the
+            # protocol, which keeps it on 3.9-3.12, and on 3.13 from the
+            # arguments of the handler coroutine.
+            assert type(sw) is _core.StreamWriter
             # open_connection() makes its writer after the transport.
             assert type(cw) is asyncio.StreamWriter
         else:
@@ -111,6 +108,29 @@ def test_adoption(sloop):
             native = type(coro) is _core.StreamOp
             assert native == (sloop.kind == "native")
             coro.close()
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_server_writer_with_a_plain_callback(sloop):
+    """client_connected_cb as a plain function: 3.9-3.12's protocol keeps
+    the writer, so it is adopted; 3.13's does not and it stays asyncio's.
+    Either way it works."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        got = loop.create_future()
+        srv = await asyncio.start_server(
+            lambda r, w: got.set_result((r, w)), "127.0.0.1", 0)
+        cr, cw = await asyncio.open_connection(*srv.sockets[0].getsockname())
+        sr, sw = await got
+        if sloop.kind == "native" and sys.version_info < (3, 13):
+            assert type(sw) is _core.StreamWriter
+        else:
+            assert type(sw) is asyncio.StreamWriter
+        sw.write(b"ping")
+        await sw.drain()
+        assert await cr.readexactly(4) == b"ping"
         await finish(srv, cw, sw)
 
     run(sloop, main())

@@ -115,6 +115,44 @@ fl_bytebuf_append(fl_bytebuf_pool *pool, PyObject *buffer, const char *buf,
     return 0;
 }
 
+Py_ssize_t
+fl_bytebuf_room(fl_bytebuf_pool *pool, PyObject *buffer, Py_ssize_t min,
+                char **dst)
+{
+    PyByteArrayObject *b = (PyByteArrayObject *)buffer;
+    Py_ssize_t old = Py_SIZE(b), room, cap;
+    char *mem;
+
+    if (b->ob_exports != 0) {
+        return 0;
+    }
+    if (old == 0 && (b->ob_bytes == NULL || b->ob_alloc <= min)) {
+        if ((mem = pool_take(pool, min + 1, &cap)) == NULL) {
+            return 0;
+        }
+        PyObject_Free(b->ob_bytes);
+        set_empty(b, mem, cap);
+    }
+    if (b->ob_bytes == NULL) {
+        return 0;
+    }
+    room = b->ob_alloc - (b->ob_start - b->ob_bytes) - old - 1;
+    if (room < min) {
+        return 0;
+    }
+    *dst = b->ob_start + old;
+    return room;
+}
+
+void
+fl_bytebuf_commit(PyObject *buffer, Py_ssize_t n)
+{
+    PyByteArrayObject *b = (PyByteArrayObject *)buffer;
+
+    Py_SET_SIZE(b, Py_SIZE(b) + n);
+    b->ob_start[Py_SIZE(b)] = '\0';
+}
+
 int
 fl_bytebuf_clear(fl_bytebuf_pool *pool, PyObject *buffer)
 {
@@ -153,6 +191,18 @@ int
 fl_bytebuf_clear(fl_bytebuf_pool *pool, PyObject *buffer)
 {
     return -1;
+}
+
+Py_ssize_t
+fl_bytebuf_room(fl_bytebuf_pool *pool, PyObject *buffer, Py_ssize_t min,
+                char **dst)
+{
+    return 0;
+}
+
+void
+fl_bytebuf_commit(PyObject *buffer, Py_ssize_t n)
+{
 }
 
 #endif

@@ -34,6 +34,14 @@ typedef struct {
  * bytearray.extend: MemoryError, BufferError while exported). */
 int fl_bytebuf_append(fl_bytebuf_pool *pool, PyObject *buffer,
                       const char *buf, Py_ssize_t n);
+/* Spare room of at least min bytes at the end of buffer (an exact
+ * bytearray with no exports), taking pooled storage if it is empty:
+ * returns the room and sets *dst, or returns 0. Never raises. Nothing may
+ * touch the buffer before fl_bytebuf_commit(). */
+Py_ssize_t fl_bytebuf_room(fl_bytebuf_pool *pool, PyObject *buffer,
+                           Py_ssize_t min, char **dst);
+/* n bytes were written at *dst: they join the buffer. */
+void fl_bytebuf_commit(PyObject *buffer, Py_ssize_t n);
 /* del buffer[:] for an exact bytearray: 0 done, -1 not applicable (the
  * caller deletes the slice itself). Never raises. */
 int fl_bytebuf_clear(fl_bytebuf_pool *pool, PyObject *buffer);

@@ -20,6 +20,9 @@
 #include <structmember.h>
 
 #define READ_SIZE (256 * 1024)
+/* Native streams read straight into a reader's buffer with this much room
+ * (only storage left by a large message has it). */
+#define DIRECT_MIN (64 * 1024)
 
 #define ST(self) ((self)->base.loop->state)
 #define B(self) (&(self)->base)
@@ -386,6 +389,55 @@ keep_data(fl_loop *loop, PyObject *data)
     Py_DECREF(data);
 }
 
+/* A recv() that returned n <= 0: EAGAIN, an error or EOF. */
+static int
+read_failed(fl_stream *self, ssize_t n)
+{
+    if (n == -EAGAIN || n == -EWOULDBLOCK) {
+        return 0;
+    }
+    if (n < 0) {
+        return fatal_errno(self, (int)-n,
+                           "Fatal read error on socket transport");
+    }
+    return on_eof(self);
+}
+
+/* Native streams (streams.c): recv() straight into the reader's buffer
+ * when it has room for a large read (the storage of an earlier large
+ * message, bytebuf.c), else into the loop's buffer and append; either way
+ * without data_received(). *done 0: not a native reader. */
+static int
+read_native(fl_stream *self, int *done)
+{
+    fl_loop *loop = self->base.loop;
+    fl_streams_slot slot;
+    const char *from = NULL;
+    ssize_t n;
+    int rc = fl_streams_room(ST(self), self->base.protocol, DIRECT_MIN,
+                             &slot);
+
+    *done = rc != 0;
+    if (rc <= 0) {
+        return rc < 0 ? fatal_error(self, "Fatal error: protocol."
+                                          "data_received() call failed.")
+                      : 0;
+    }
+    if (slot.room > 0) {
+        n = do_recv(self->base.io.fd, slot.dst,
+                    slot.room < READ_SIZE ? (size_t)slot.room : READ_SIZE);
+    }
+    else {
+        n = do_recv(self->base.io.fd, loop->rbuf, READ_SIZE);
+        from = loop->rbuf;
+    }
+    if (fl_streams_commit(ST(self), &slot, from, n) < 0) {
+        return fatal_error(self,
+                           "Fatal error: protocol.data_received() call failed.");
+    }
+    return n <= 0 ? read_failed(self, n) : 0;
+}
+
 static int
 read_data(fl_stream *self)
 {
@@ -402,16 +454,16 @@ read_data(fl_stream *self)
             return -1;
         }
     }
+    if (self->streams) {
+        int done, rc = read_native(self, &done);
+
+        if (done) {
+            return rc;
+        }
+    }
     n = do_recv(self->base.io.fd, loop->rbuf, READ_SIZE);
-    if (n == -EAGAIN || n == -EWOULDBLOCK) {
-        return 0;
-    }
-    if (n < 0) {
-        return fatal_errno(self, (int)-n,
-                           "Fatal read error on socket transport");
-    }
-    if (n == 0) {
-        return on_eof(self);
+    if (n <= 0) {
+        return read_failed(self, n);
     }
     if (self->streams) {
         int rc = fl_streams_feed(ST(self), self->base.protocol, loop->rbuf, n);

@@ -1528,37 +1528,103 @@ fl_streams_adopt(fl_state *st, PyObject *protocol, PyObject *dr)
     return 1;
 }
 
-int
-fl_streams_feed(fl_state *st, PyObject *protocol, const char *buf,
-                Py_ssize_t n)
+/* The native reader behind an adopted protocol (new reference), or NULL
+ * with *why: 1 no reader (the data is dropped), 0 not a native reader,
+ * -1 error. */
+static PyObject *
+protocol_reader(fl_state *st, PyObject *protocol, int *why)
 {
     PyObject *wr = PyObject_GetAttr(protocol, S(st, FL_S_READER_WR));
     PyObject *reader;
-    int rc;
 
+    *why = -1;
     if (wr == NULL) {
-        return -1;
+        return NULL;
     }
-    if (wr == Py_None) {
-        Py_DECREF(wr);
-        return 1; /* data_received() drops the data */
-    }
+    *why = wr == Py_None ? 1 : 0;
     if (!PyWeakref_Check(wr)) {
         Py_DECREF(wr);
-        return 0;
+        return NULL;
     }
     reader = deref(wr);
     Py_DECREF(wr);
     if (reader == NULL) {
-        return 1;
+        *why = 1;
+        return NULL;
     }
     if (Py_TYPE(reader) != st->streams.ReaderType) {
         Py_DECREF(reader);
-        return 0;
+        return NULL;
+    }
+    return reader;
+}
+
+int
+fl_streams_feed(fl_state *st, PyObject *protocol, const char *buf,
+                Py_ssize_t n)
+{
+    int why, rc;
+    PyObject *reader = protocol_reader(st, protocol, &why);
+
+    if (reader == NULL) {
+        return why;
     }
     rc = feed(st, reader, buf, n, NULL);
     Py_DECREF(reader);
     return rc < 0 ? -1 : 1;
+}
+
+int
+fl_streams_room(fl_state *st, PyObject *protocol, Py_ssize_t min,
+                fl_streams_slot *slot)
+{
+    int why, eof;
+    PyObject *reader = protocol_reader(st, protocol, &why), *d, *buffer;
+
+    if (reader == NULL) {
+        return why < 0 ? -1 : 0;
+    }
+    d = odict(reader);
+    Py_DECREF(reader);
+    if (d == NULL) {
+        return -1;
+    }
+    eof = dtrue(st, d, FL_S_EOF);
+    buffer = eof != 0 ? NULL : dget(st, d, FL_S_BUFFER);
+    if (buffer == NULL || !PyByteArray_CheckExact(buffer)) {
+        Py_DECREF(d);
+        return eof < 0 || (eof == 0 && buffer == NULL) ? -1 : 0;
+    }
+    slot->dict = d;
+    slot->buffer = Py_NewRef(buffer);
+    slot->room = fl_bytebuf_room(&st->streams.pool, buffer, min, &slot->dst);
+    return 1;
+}
+
+int
+fl_streams_commit(fl_state *st, fl_streams_slot *slot, const char *buf,
+                  Py_ssize_t n)
+{
+    int rc = 0;
+
+    if (n > 0) {
+        if (buf == NULL) {
+            fl_bytebuf_commit(slot->buffer, n);
+        }
+        else {
+            rc = fl_bytebuf_append(&st->streams.pool, slot->buffer, buf, n);
+        }
+        if (rc == 0) {
+            rc = wakeup(st, slot->dict);
+        }
+        if (rc == 0) {
+            rc = maybe_pause(st, slot->dict,
+                             PyByteArray_GET_SIZE(slot->buffer));
+        }
+    }
+    Py_CLEAR(slot->buffer);
+    Py_CLEAR(slot->dict);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */

@@ -30,6 +30,24 @@ int fl_streams_adopt(fl_state *st, PyObject *protocol, PyObject *dr);
 int fl_streams_feed(fl_state *st, PyObject *protocol, const char *buf,
                     Py_ssize_t n);
 
+/* Reading into an adopted reader (stream.c). fl_streams_room() returns 1
+ * and fills *slot when the protocol's reader is native, open and has a
+ * bytearray buffer; slot->room > 0 when that buffer has (or, empty, could
+ * take from the pool) room for at least min bytes at slot->dst. 0: not
+ * applicable (read, then fl_streams_feed()); -1: an error, as
+ * data_received() would raise. Nothing may run Python code before
+ * fl_streams_commit(), which adds n bytes (n <= 0: none) read at
+ * slot->dst (buf NULL) or copied from buf, with the rest of feed_data(),
+ * and releases the slot: 0 or -1. */
+typedef struct {
+    PyObject *dict, *buffer;
+    char *dst;
+    Py_ssize_t room;
+} fl_streams_slot;
+int fl_streams_room(fl_state *st, PyObject *protocol, Py_ssize_t min,
+                    fl_streams_slot *slot);
+int fl_streams_commit(fl_state *st, fl_streams_slot *slot, const char *buf,
+                      Py_ssize_t n);
 /* _core._streams_adopt_reader(reader) -> whether it is native now. */
 PyObject *fl_streams_adopt_reader(PyObject *mod, PyObject *reader);
 

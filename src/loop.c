@@ -900,6 +900,9 @@ close_core(fl_loop *self)
     fl_ready_clear(&self->ready);
     fl_heap_clear(&self->timers);
     fl_handle_freelist_clear(self);
+    /* The reader-buffer pool is the interpreter's: a loop that closes
+     * frees it, so a process done with its loops keeps none of it. */
+    fl_bytebuf_pool_free(&self->state->streams.pool);
     fl_io_close(self);
     if (self->wakefd >= 0) {
         close(self->wakefd);

@@ -860,6 +860,27 @@ def test_buffer_storage_pooled_then_freed_when_idle():
         fastloop.native_streams(prev)
 
 
+def test_buffer_pool_freed_when_a_loop_closes():
+    prev = fastloop.native_streams(True)
+    try:
+        async def main():
+            srv, cr, cw, sr, sw = await connect()
+            cw.write(b"z" * 200_000)
+            assert await sr.readexactly(200_000) == b"z" * 200_000
+            pooled = asyncio.get_running_loop().stats()["stream_buffer_pool"]
+            await finish(srv, cw, sw)
+            return pooled
+
+        assert fastloop.run(main()) >= 200_000
+        lp = fastloop.new_event_loop()
+        try:
+            assert lp.stats()["stream_buffer_pool"] == 0
+        finally:
+            lp.close()
+    finally:
+        fastloop.native_streams(prev)
+
+
 def test_tls_streams(sloop, server_ctx, client_ctx):
     async def main():
         srv, cr, cw, sr, sw = await connect(ssl=server_ctx,

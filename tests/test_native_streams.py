@@ -994,19 +994,28 @@ async def _run_script(reader, ops):
     return seen
 
 
-def _random_ops(rng):
+SMALL = dict(feeds=[0, 1, 2, 5, 17, 100, 300], reads=[1, 3, 10, 1000],
+             exact=[1, 4, 50, 200])
+# Sizes past the 2 KiB a buffer keeps and the 64 KiB of a direct read:
+# emptied buffers give their storage to the pool and take it back.
+LARGE = dict(feeds=[0, 1, 100, 3000, 70_000, 200_000],
+             reads=[1, 1000, 5000, 100_000, 300_000],
+             exact=[1, 3000, 80_000, 250_000])
+
+
+def _random_ops(rng, sizes=SMALL):
     ops = []
     eof = False
     for _ in range(rng.randrange(5, 40)):
         r = rng.random()
         if r < 0.35 and not eof:
-            n = rng.choice([0, 1, 2, 5, 17, 100, 300])
-            data = bytes(rng.choice(b"ab\n") for _ in range(n))
+            n = rng.choice(sizes["feeds"])
+            data = bytes(rng.choices(b"ab\n", k=n))
             ops.append(("feed", data))
         elif r < 0.5:
-            ops.append(("read", rng.choice([1, 3, 10, 1000])))
+            ops.append(("read", rng.choice(sizes["reads"])))
         elif r < 0.65:
-            ops.append(("exactly", rng.choice([1, 4, 50, 200])))
+            ops.append(("exactly", rng.choice(sizes["exact"])))
         elif r < 0.8:
             ops.append(("line",))
         elif r < 0.85:
@@ -1021,17 +1030,20 @@ def _random_ops(rng):
     return ops
 
 
-def test_differential_random_scripts():
+@pytest.mark.parametrize("sizes", ["small", "large"])
+def test_differential_random_scripts(sizes):
     """Random feed/read/readexactly/readline/cancel/EOF scripts give the
     same results, exceptions, buffer and transport calls on a native
     reader as on asyncio's."""
     import random
 
     async def main():
+        nonlocal pooled
         rng = random.Random(20261204)
-        for i in range(300):
-            ops = _random_ops(rng)
-            limit = rng.choice([8, 64, 2 ** 16])
+        for i in range(300 if sizes == "small" else 120):
+            ops = _random_ops(rng, SMALL if sizes == "small" else LARGE)
+            limit = rng.choice([8, 64, 2 ** 16] if sizes == "small"
+                               else [64, 2 ** 16, 2 ** 20])
             results = []
             for native in (False, True):
                 reader = asyncio.StreamReader(limit=limit)
@@ -1040,7 +1052,12 @@ def test_differential_random_scripts():
                     reader.__class__ = _core.StreamReader
                 results.append(await _run_script(reader, ops))
             assert results[0] == results[1], (i, ops)
+            pooled = max(pooled, asyncio.get_running_loop().stats()[
+                "stream_buffer_pool"])
+        # The large scripts moved storage through the pool.
+        assert pooled > 0 or sizes == "small"
 
+    pooled = 0
     fastloop.run(main())
 
 

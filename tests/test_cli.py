@@ -231,3 +231,20 @@ def test_cli_bench_in_process_progress(capfd):
     cap = capfd.readouterr()
     assert "[2/2] timer_cancel" in cap.err
     assert "geometric mean" in cap.out
+
+
+def test_tls_bench_tiny_run():
+    # bench/tls.py end to end: certificate, server and client processes,
+    # the tables (speed is not checked here).
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("PYTHONASYNCIODEBUG", None)
+    r = subprocess.run([sys.executable, os.path.join(BENCH, "tls.py"),
+                        "--repeat", "1", "--requests", "200", "--conns", "4",
+                        "--cases", "proto_1K,streams_1K",
+                        "--loops", "fastloop,asyncio", "--pin", "none"],
+                       cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "server CPU us/request" in out and "requests/s" in out
+    assert out.count("proto_1K") == 2 and out.count("streams_1K") == 2

@@ -37,19 +37,26 @@ set_empty(PyByteArrayObject *b, char *mem, Py_ssize_t cap)
     }
 }
 
-/* Pooled storage of at least need bytes, or NULL. Takes the smallest
- * that fits. */
+/* Pooled storage of at least need bytes, or NULL. Looks from the most
+ * recently pooled entry back and takes the first that is at most twice
+ * the need, else the smallest that fits. */
 static char *
 pool_take(fl_bytebuf_pool *pool, Py_ssize_t need, Py_ssize_t *cap)
 {
-    int best = -1;
+    int best = -1, i;
     char *mem;
 
-    for (int i = 0; i < pool->n; i++) {
-        if (pool->cap[i] >= need &&
-            (best < 0 || pool->cap[i] < pool->cap[best]))
-        {
+    if (need > pool->maxcap) {
+        return NULL;
+    }
+    for (i = pool->n - 1; i >= 0; i--) {
+        Py_ssize_t c = pool->cap[i];
+
+        if (c >= need && (best < 0 || c < pool->cap[best])) {
             best = i;
+            if (c / 2 <= need) {
+                break;
+            }
         }
     }
     if (best < 0) {
@@ -64,6 +71,14 @@ pool_take(fl_bytebuf_pool *pool, Py_ssize_t need, Py_ssize_t *cap)
     }
     pool->mem[best] = pool->mem[pool->n];
     pool->cap[best] = pool->cap[pool->n];
+    if (*cap == pool->maxcap) {
+        pool->maxcap = 0;
+        for (i = 0; i < pool->n; i++) {
+            if (pool->cap[i] > pool->maxcap) {
+                pool->maxcap = pool->cap[i];
+            }
+        }
+    }
     return mem;
 }
 
@@ -79,6 +94,9 @@ pool_put(fl_bytebuf_pool *pool, char *mem, Py_ssize_t cap)
     pool->cap[pool->n] = cap;
     pool->n++;
     pool->total += cap;
+    if (cap > pool->maxcap) {
+        pool->maxcap = cap;
+    }
     return 0;
 }
 
@@ -229,6 +247,9 @@ fl_bytebuf_idle(fl_bytebuf_pool *pool, double now, int64_t timeout)
         pool->total -= pool->cap[pool->n];
         PyObject_Free(pool->mem[pool->n]);
     }
+    if (pool->n == 0) {
+        pool->maxcap = 0;
+    }
     pool->window = now;
     pool->low = pool->n;
     return pool->n > 0 ? fl_cap_timeout(timeout, FL_BB_DECAY) : timeout;
@@ -243,4 +264,5 @@ fl_bytebuf_pool_free(fl_bytebuf_pool *pool)
     }
     pool->total = 0;
     pool->low = 0;
+    pool->maxcap = 0;
 }

@@ -26,7 +26,8 @@ typedef struct {
     Py_ssize_t cap[FL_BB_SLOTS];
     int n;
     int low;          /* the fewest entries since `window` began */
-    Py_ssize_t total; /* sum of cap[] */
+    Py_ssize_t total;  /* sum of cap[] */
+    Py_ssize_t maxcap; /* at least the largest cap[] (0: empty) */
     double window;    /* loop time */
 } fl_bytebuf_pool;
 

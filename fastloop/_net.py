@@ -35,6 +35,7 @@ from asyncio import constants
 from asyncio import exceptions
 from asyncio import protocols
 from asyncio import staggered
+from asyncio import streams
 from asyncio import tasks
 from asyncio.log import logger
 
@@ -279,6 +280,16 @@ class _SendfileFallbackProtocol(protocols.Protocol):
             self._proto.resume_writing()
 
 
+def _adopt_tls_reader(protocol):
+    """Over TLS asyncio's SSLProtocol feeds the application protocol, so the
+    C transport cannot adopt a StreamReaderProtocol's streams itself (README
+    "Native asyncio streams"): its reader still gets the C read paths."""
+    if type(protocol) is streams.StreamReaderProtocol:
+        reader = protocol._stream_reader
+        if reader is not None:
+            _core._streams_adopt_reader(reader)
+
+
 class NetworkMixin(SockOpsMixin):
     """Networking methods of fastloop.Loop (see the module docstring)."""
 
@@ -336,6 +347,7 @@ class NetworkMixin(SockOpsMixin):
     ):
         """asyncio's SSLProtocol over a C StreamTransport; returns the
         application-side transport (selector_events._make_ssl_transport)."""
+        _adopt_tls_reader(protocol)
         ssl_protocol = _new_ssl_protocol(
             self,
             protocol,
@@ -354,6 +366,7 @@ class NetworkMixin(SockOpsMixin):
     ):
         """The ``ssl_wrap`` of a TLS server's Listener: put an SSLProtocol
         between the accepted transport and ``protocol``."""
+        _adopt_tls_reader(protocol)
         waiter = self.create_future()
         ssl_protocol = _new_ssl_protocol(
             self,

@@ -497,6 +497,13 @@ def test_native_streams_edge_paths(kind):
         except ValueError:
             pass
         assert await sr.readline() == b"line\n"
+        # Large messages: emptied buffers pool their storage, and reads
+        # go straight into a buffer with room (src/bytebuf.c).
+        for size in (200_000, 150_000, 3_000):
+            cw.write(b"q" * size)
+            got = 0
+            while got < size:
+                got += len(await sr.read(size))
         t = asyncio.ensure_future(sr.readline())
         await asyncio.sleep(0)
         t.cancel()

@@ -109,10 +109,14 @@ CASES = [
             "HTTP/1.1 keep-alive on a raw Protocol, fixed response, 100 conns"),
     NetCase("http_aiohttp_c100", "aiohttp", "http", 100, 0,
             "aiohttp.web hello world (AppRunner/SockSite), keep-alive, 100 conns"),
+    NetCase("http_uvicorn_c100", "uvicorn", "http", 100, 0,
+            "uvicorn (httptools) serving an ASGI hello world, keep-alive, 100 conns"),
     NetCase("http_raw_c100_wrk", "http", "http", 100, 0,
             "http_raw_c100 driven by wrk -t1 (skipped without wrk)", client="wrk"),
     NetCase("http_aiohttp_c100_wrk", "aiohttp", "http", 100, 0,
             "http_aiohttp_c100 driven by wrk -t1 (skipped without wrk)", client="wrk"),
+    NetCase("http_uvicorn_c100_wrk", "uvicorn", "http", 100, 0,
+            "http_uvicorn_c100 driven by wrk -t1 (skipped without wrk)", client="wrk"),
 ]
 
 # Issue #3's echo matrix: every server (Protocol, BufferedProtocol, streams,
@@ -948,6 +952,11 @@ def main(argv=None, title="fastloop network benchmarks"):
     if _module_version("aiohttp") is None and any(c.server == "aiohttp" for c in cases):
         notes.append("aiohttp is not installed: aiohttp cases skipped (pip install aiohttp)")
         cases = [c for c in cases if c.server != "aiohttp"]
+    if (_module_version("uvicorn") is None or _module_version("httptools") is None) \
+            and any(c.server == "uvicorn" for c in cases):
+        notes.append("uvicorn or httptools is not installed: uvicorn cases skipped "
+                     "(pip install uvicorn httptools)")
+        cases = [c for c in cases if c.server != "uvicorn"]
     if args.syscalls:
         tool = "strace" if args.syscalls == "strace" else "perf"
         if shutil.which(tool) is None:
@@ -990,6 +999,7 @@ def main(argv=None, title="fastloop network benchmarks"):
             "wrk": tool_version([wrk, "-v"]) if wrk else None,
             "cc": tool_version([os.environ.get("CC", "cc"), "--version"]),
             "aiohttp": _module_version("aiohttp"),
+            "uvicorn": _module_version("uvicorn"),
             "fastloop_core": _core_info(),
             "fastloop_snapshot_of": SNAPSHOT.get("source"),
             "syscalls": args.syscalls,

@@ -148,6 +148,20 @@ def test_bench_net_end_to_end(tmp_path):
         assert res["ratios"]["fastloop/asyncio"] > 0
 
 
+def test_bench_net_uvicorn_case(tmp_path):
+    # The uvicorn server kind of bench/netlib/server.py serves real HTTP on
+    # fastloop: loadgen checks every response's status and Content-Length.
+    pytest.importorskip("uvicorn")
+    pytest.importorskip("httptools")
+    out = tmp_path / "u.json"
+    r = run_cli("bench", "--suite", "net", "--cases", "http_uvicorn_c100",
+                "--loops", "fastloop", "--repeat", "1", "--warmup", "0",
+                "--duration", "0.2", "--json", str(out))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads(out.read_text())["results"]["http_uvicorn_c100"]
+    assert res["loops"]["fastloop"]["ops_per_s"] > 0
+
+
 def test_cli_info():
     from fastloop import _core
 

@@ -23,6 +23,8 @@ Servers (the same application code on every loop):
             one fixed 13-byte response per request
   aiohttp   aiohttp.web hello world (AppRunner + TCPSite/UnixSite,
             access log off)
+  uvicorn   uvicorn (httptools parser, lifespan and access log off)
+            serving a plain ASGI hello world
 """
 import argparse
 import asyncio
@@ -218,14 +220,50 @@ async def start(loop, kind, lsock):
         async def close():
             await runner.cleanup()
         return close
+    if kind == "uvicorn":
+        return await start_uvicorn(lsock)
     raise SystemExit("unknown server %r" % kind)
+
+
+async def hello_asgi(scope, receive, send):
+    """The ASGI hello world: 13 bytes with a Content-Length."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"),
+                            (b"content-length", b"13")]})
+    await send({"type": "http.response.body", "body": b"Hello, World!"})
+
+
+async def start_uvicorn(lsock):
+    import uvicorn
+
+    config = uvicorn.Config(hello_asgi, http="httptools", lifespan="off",
+                            access_log=False, log_level="warning",
+                            backlog=BACKLOG)
+    server = uvicorn.Server(config)
+    # uvicorn.Server.serve() installs its own SIGINT/SIGTERM handlers while
+    # it runs; main() installs the loop's after this returns, so a signal
+    # stops the loop as for every other server.
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[lsock]))
+    while not server.started:
+        if task.done():
+            task.result()
+            raise SystemExit("uvicorn exited before serving")
+        await asyncio.sleep(0.01)
+
+    async def close():
+        server.should_exit = True
+        await asyncio.wait_for(task, 5)
+    return close
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--loop", required=True, choices=micro.LOOP_KINDS)
     p.add_argument("--server", required=True,
-                   choices=["proto", "buffered", "streams", "sock", "http", "aiohttp"])
+                   choices=["proto", "buffered", "streams", "sock", "http", "aiohttp",
+                            "uvicorn"])
     p.add_argument("--listen", default="tcp:127.0.0.1:0",
                    help="tcp:HOST:PORT or unix:PATH (default tcp:127.0.0.1:0)")
     p.add_argument("--no-gc", action="store_true",

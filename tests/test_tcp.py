@@ -373,6 +373,39 @@ def test_tcp_nodelay_set(loop):
     run(loop, main())
 
 
+def test_tcp_nodelay_on_sockets_with_proto_0(loop, loop_kind):
+    # A listening socket made with socket.socket() has proto 0, and so do
+    # the sockets it accepts. asyncio sets TCP_NODELAY only when proto is
+    # IPPROTO_TCP, so a server given such a sock= (uvicorn --fd, gunicorn
+    # workers) answers small split writes after the peer's delayed ACK
+    # (~40 ms); fastloop, like uvloop, sets it on every TCP socket
+    # (README, "Differences from asyncio").
+    async def main():
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lsock.bind(("127.0.0.1", 0))
+        assert lsock.proto == 0
+        sprotos = []
+
+        def factory():
+            p = Proto(loop)
+            sprotos.append(p)
+            return p
+
+        srv = await loop.create_server(factory, sock=lsock)
+        p = Proto(loop)
+        tr, _ = await loop.create_connection(lambda: p, *lsock.getsockname())
+        await accepted(sprotos)
+        s = sprotos[0].transport.get_extra_info("socket")
+        assert s.proto == 0
+        nodelay = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert nodelay == (loop_kind == "fastloop")
+        tr.close()
+        await p.lost
+        await close_server(srv, sprotos)
+
+    run(loop, main())
+
+
 # --------------------------------------------------------------------------
 # write buffer limits and flow control
 

@@ -151,8 +151,12 @@ def make_listen_socket(spec):
     kind, _, rest = spec.partition(":")
     if kind == "tcp":
         host, _, port = rest.rpartition(":")
+        # proto IPPROTO_TCP, as getaddrinfo() gives when a loop makes the
+        # socket itself: asyncio sets TCP_NODELAY on accepted sockets only
+        # then (a proto-0 socket would cost asyncio's uvicorn server ~40 ms
+        # of delayed ACK per response; fastloop and uvloop set it anyway).
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                             socket.SOCK_STREAM)
+                             socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, int(port)))
     elif kind == "unix":

@@ -228,6 +228,62 @@ async def case_pipe_throughput(loop, n, clock):
 
 
 # ---------------------------------------------------------------------------
+# Streams client (asyncio.open_connection) against an in-process echo
+# ---------------------------------------------------------------------------
+
+STREAMS_CLIENTS = 10
+
+
+class _EchoProto(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+
+def _streams_client_case(size):
+    async def case(loop, n, clock):
+        """n request/response round trips of size bytes by
+        STREAMS_CLIENTS open_connection() clients (write, drain,
+        readexactly) against a Protocol echo server on the same loop."""
+        server = await loop.create_server(_EchoProto, "127.0.0.1", 0)
+        addr = server.sockets[0].getsockname()[:2]
+        conns = [await asyncio.open_connection(*addr) for _ in range(STREAMS_CLIENTS)]
+        msg = random.Random(size).randbytes(size)
+        counts = [0] * STREAMS_CLIENTS
+
+        async def client(i, reader, writer, rounds):
+            for _ in range(rounds):
+                writer.write(msg)
+                await writer.drain()
+                if await reader.readexactly(size) != msg:
+                    raise BenchError("client %d: the echo differs" % i)
+                counts[i] += 1
+
+        per = [n // STREAMS_CLIENTS + (i < n % STREAMS_CLIENTS)
+               for i in range(STREAMS_CLIENTS)]
+        try:
+            clock.start()
+            await _within(asyncio.gather(*[client(i, r, w, per[i])
+                                           for i, (r, w) in enumerate(conns)]),
+                          lambda: "%d of %d round trips" % (sum(counts), n))
+            clock.stop()
+        finally:
+            for _, w in conns:
+                w.close()
+            server.close()
+            for _, w in conns:
+                try:
+                    await w.wait_closed()
+                except OSError:
+                    pass
+            await server.wait_closed()
+        _check(sum(counts) == n, "%d of %d round trips" % (sum(counts), n))
+    return case
+
+
+# ---------------------------------------------------------------------------
 # Subprocesses
 # ---------------------------------------------------------------------------
 
@@ -320,6 +376,9 @@ CASES = [
     Case("pipe_throughput", case_pipe_throughput, 256 * MIB, "MiB/s",
          "64 KiB writes into an os.pipe(), read on the same loop, until EOF",
          per=MIB, step=PIPE_CHUNK, cpu_per="MiB"),
+    Case("streams_client_1K", _streams_client_case(KIB), 20_000, "round trips/s",
+         "10 asyncio.open_connection() clients: write 1 KiB, drain(), readexactly(1 KiB) "
+         "from a Protocol echo server on the same loop", cpu_per="round trip"),
     Case("subprocess_spawn", case_subprocess_spawn, 400, "children/s",
          "create_subprocess_exec(true|false) + wait(), 4 at a time", cpu_per="child"),
     Case("subprocess_roundtrip", case_subprocess_roundtrip, 300, "children/s",

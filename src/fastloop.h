@@ -22,7 +22,7 @@ enum {
     FL_S_PAUSED, FL_S_LIMIT, FL_S_LOOP, FL_S_READER, FL_S_PROTOCOL,
     FL_S_CONN_LOST, FL_S_READER_WR, FL_S_WRITER, FL_S_CREATE_FUTURE,
     FL_S_CANCELLED, FL_S_SET_RESULT, FL_S_PAUSE_READING, FL_S_RESUME_READING,
-    FL_S_WRITE, FL_S_IS_CLOSING, FL_S_CLASS, FL_S_N
+    FL_S_WRITE, FL_S_IS_CLOSING, FL_S_CLASS, FL_S_SELF, FL_S_N
 };
 
 typedef struct {
@@ -33,6 +33,7 @@ typedef struct {
     PyObject *guards; /* ((class, name, original function), ...) */
     PyObject *py_read, *py_readexactly, *py_readline, *py_feed_data,
         *py_write, *py_drain, *py_data_received; /* asyncio's functions */
+    PyObject *write_code; /* StreamWriter.write.__code__ */
     PyObject *fut_cancelled, *fut_set_result; /* asyncio.Future's methods */
     PyObject *IncompleteReadError, *LimitOverrunError;
     PyObject *ready;       /* an awaitable that returns None at once */

@@ -656,6 +656,26 @@ fl_stream_write(PyObject *self, PyObject *data)
     return stream_write((fl_stream *)self, data);
 }
 
+/* WRITER_PROBES: how many of the first write() calls from Python after
+ * the protocol was adopted look at their caller for a StreamWriter to
+ * adopt (open_connection()'s writer is made after the connection). */
+#define WRITER_PROBES 2
+
+/* transport.write() called from Python. */
+static PyObject *
+stream_write_py(fl_stream *self, PyObject *data)
+{
+    if (self->wprobe) {
+        self->wprobe = (char)(self->streams ? self->wprobe - 1 : 0);
+        if (self->streams && self->base.protocol != NULL &&
+            fl_streams_adopt_caller(ST(self), self->base.protocol))
+        {
+            self->wprobe = 0;
+        }
+    }
+    return stream_write(self, data);
+}
+
 static PyObject *
 stream_writelines(fl_stream *self, PyObject *lines)
 {
@@ -838,6 +858,7 @@ set_protocol(fl_transport_base *b, PyObject *protocol)
     self->buffered = (char)buffered;
     self->streams =
         !buffered && fl_streams_adopt(ST(self), protocol, self->data_received);
+    self->wprobe = self->streams ? WRITER_PROBES : 0;
     fl_tb_set_protocol(B(self), protocol);
     return 0;
 }
@@ -1046,6 +1067,7 @@ stream_start_reading(fl_stream *self, PyObject *unused)
     if (self->streams && self->base.protocol != NULL) {
         self->streams = (char)fl_streams_adopt(ST(self), self->base.protocol,
                                                self->data_received);
+        self->wprobe = self->streams ? WRITER_PROBES : 0;
     }
     return fl_tb_start_reading((PyObject *)self, unused);
 }
@@ -1221,7 +1243,7 @@ static PyGetSetDef stream_getset[] = {
 };
 
 static PyMethodDef stream_methods[] = {
-    {"write", (PyCFunction)stream_write, METH_O, "write($self, data, /)\n--\n\n"},
+    {"write", (PyCFunction)stream_write_py, METH_O, "write($self, data, /)\n--\n\n"},
     {"writelines", (PyCFunction)stream_writelines, METH_O, "writelines($self, list_of_data, /)\n--\n\n"},
     FL_NOARGS("write_eof", stream_write_eof),
     FL_NOARGS("can_write_eof", stream_can_write_eof),

@@ -23,6 +23,8 @@ typedef struct {
     char fd_released; /* lent out by _fl_release_fd() */
     char read_eof;    /* eof_received() kept the transport open */
     char streams;     /* an adopted asyncio.StreamReaderProtocol (streams.h) */
+    char wprobe;      /* write() calls left to look for the caller's
+                         StreamWriter (fl_streams_adopt_caller) */
 } fl_stream;
 
 int fl_stream_init_type(PyObject *mod, fl_state *st);

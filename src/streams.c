@@ -24,6 +24,7 @@ static const char *const names[FL_S_N] = {
     "_stream_writer",  "create_future", "cancelled",
     "set_result",      "pause_reading", "resume_reading",
     "write",           "is_closing",    "__class__",
+    "self",
 };
 
 /* (class index, method) pairs whose replacement disables adoption. */
@@ -1433,7 +1434,6 @@ adopt_obj(fl_state *st, PyObject *obj, PyObject *from, PyTypeObject *to)
     }
 }
 
-#if FL_PY313
 /* Whether o is asyncio's StreamWriter over protocol. */
 static int
 writer_of(fl_state *st, PyObject *o, PyObject *protocol)
@@ -1450,6 +1450,53 @@ writer_of(fl_state *st, PyObject *o, PyObject *protocol)
     return r;
 }
 
+/* `self` of the running Python frame f (the current one), new reference;
+ * NULL without an error when there is none. */
+static PyObject *
+frame_self(fl_state *st, PyFrameObject *f)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *v = PyFrame_GetVar(f, S(st, FL_S_SELF));
+#else
+    PyObject *d = PyEval_GetLocals(), *v;
+
+    (void)f; /* PyEval_GetLocals() reads the current frame, which is f */
+    v = d == NULL ? NULL : PyDict_GetItemWithError(d, S(st, FL_S_SELF));
+    Py_XINCREF(v);
+#endif
+    if (v == NULL) {
+        PyErr_Clear();
+    }
+    return v;
+}
+
+int
+fl_streams_adopt_caller(fl_state *st, PyObject *protocol)
+{
+    PyFrameObject *f = PyEval_GetFrame();
+    PyCodeObject *code;
+    PyObject *w;
+    int same;
+
+    if (f == NULL || !st->streams.enabled || st->streams.write_code == NULL) {
+        return 0;
+    }
+    code = PyFrame_GetCode(f);
+    same = (PyObject *)code == st->streams.write_code;
+    Py_DECREF(code);
+    if (!same || (w = frame_self(st, f)) == NULL) {
+        return 0;
+    }
+    same = writer_of(st, w, protocol) && guards_hold(st);
+    if (same) {
+        adopt_obj(st, w, st->streams.aio_writer, st->streams.WriterType);
+        same = Py_TYPE(w) == st->streams.WriterType;
+    }
+    Py_DECREF(w);
+    return same;
+}
+
+#if FL_PY313
 /* 3.13's StreamReaderProtocol hands the server-side writer to
  * client_connected_cb without keeping it. When the callback was a
  * coroutine function, the writer is among the arguments of the coroutine
@@ -1722,6 +1769,8 @@ fl_streams_init(PyObject *mod, fl_state *st)
         (s->py_feed_data = import_from(s->aio_reader, "feed_data")) == NULL ||
         (s->py_write = import_from(s->aio_writer, "write")) == NULL ||
         (s->py_drain = import_from(s->aio_writer, "drain")) == NULL ||
+        (s->write_code = PyObject_GetAttrString(s->py_write, "__code__")) ==
+            NULL ||
         (s->py_data_received =
              import_from(s->aio_protocol, "data_received")) == NULL ||
         (s->fut_cancelled = import_from(st->aio_Future, "cancelled")) ==
@@ -1762,6 +1811,7 @@ fl_streams_traverse(fl_state *st, visitproc visit, void *arg)
     Py_VISIT(s->py_feed_data);
     Py_VISIT(s->py_write);
     Py_VISIT(s->py_drain);
+    Py_VISIT(s->write_code);
     Py_VISIT(s->py_data_received);
     Py_VISIT(s->fut_cancelled);
     Py_VISIT(s->fut_set_result);
@@ -1791,6 +1841,7 @@ fl_streams_clear(fl_state *st)
     Py_CLEAR(s->py_feed_data);
     Py_CLEAR(s->py_write);
     Py_CLEAR(s->py_drain);
+    Py_CLEAR(s->write_code);
     Py_CLEAR(s->py_data_received);
     Py_CLEAR(s->fut_cancelled);
     Py_CLEAR(s->fut_set_result);

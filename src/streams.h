@@ -24,6 +24,13 @@ void fl_streams_clear(fl_state *st);
  * never fails (a failed check answers no). */
 int fl_streams_adopt(fl_state *st, PyObject *protocol, PyObject *dr);
 
+/* Called from a stream transport's write() while its protocol is adopted:
+ * when the Python caller is asyncio's StreamWriter.write() on a writer of
+ * exactly asyncio's class over protocol (open_connection() makes the
+ * client's writer after the connection, where the transport cannot see
+ * it), that writer moves to the C class. 1 adopted, 0 not; never fails. */
+int fl_streams_adopt_caller(fl_state *st, PyObject *protocol);
+
 /* StreamReaderProtocol.data_received(buf[:n]) for an adopted protocol
  * without a bytes object: 1 done, 0 not applicable (call data_received),
  * -1 error (as raised by data_received). */

@@ -97,7 +97,8 @@ def test_adoption(sloop):
             # protocol, which keeps it on 3.9-3.12, and on 3.13 from the
             # arguments of the handler coroutine.
             assert type(sw) is _core.StreamWriter
-            # open_connection() makes its writer after the transport.
+            # open_connection() makes its writer after the transport:
+            # asyncio's class until its first write().
             assert type(cw) is asyncio.StreamWriter
         else:
             assert type(sr) is type(cr) is asyncio.StreamReader
@@ -111,6 +112,99 @@ def test_adoption(sloop):
         await finish(srv, cw, sw)
 
     run(sloop, main())
+
+
+def test_client_writer_adopted_at_its_first_write(sloop):
+    """open_connection()'s writer is made after the connection; the
+    transport adopts it when asyncio's StreamWriter.write() calls it."""
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        native = sloop.kind == "native"
+        assert type(cw) is asyncio.StreamWriter
+        cw.write(b"one")
+        assert type(cw) is (_core.StreamWriter if native else asyncio.StreamWriter)
+        await cw.drain()
+        assert await sr.readexactly(3) == b"one"
+        cw.writelines([b"tw", b"o"])
+        cw.write(bytearray(b"three"))
+        await cw.drain()
+        assert await sr.readexactly(8) == b"twothree"
+        sw.write(b"back")
+        await sw.drain()
+        assert await cr.readexactly(4) == b"back"
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_client_writer_not_adopted_when_not_asyncio_s():
+    """Writes that do not come from asyncio's StreamWriter.write() on an
+    exact StreamWriter over the transport's protocol adopt nothing, and
+    after two such writes the transport stops looking."""
+    class Writer(asyncio.StreamWriter):
+        pass
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        srv, cr, cw, sr, sw = await connect()
+        tr = cw.transport
+        sub = Writer(tr, cw._protocol, cr, loop)
+        sub.write(b"a")
+        assert type(sub) is Writer
+        # Another protocol's writer over this transport: not adopted.
+        other = asyncio.StreamWriter(tr, asyncio.StreamReaderProtocol(
+            asyncio.StreamReader()), None, loop)
+        other.write(b"b")
+        assert type(other) is asyncio.StreamWriter
+        # The probes are used up: the real writer stays asyncio's, and
+        # works.
+        cw.write(b"c")
+        assert type(cw) is asyncio.StreamWriter
+        await cw.drain()
+        assert await sr.readexactly(3) == b"abc"
+        await finish(srv, cw, sw)
+
+        # A connection written through the transport directly first.
+        got = []
+
+        async def handler(r, w):
+            got.append(await r.read())
+            w.close()
+
+        srv2 = await asyncio.start_server(handler, "127.0.0.1", 0)
+        cr2, cw2 = await asyncio.open_connection(*srv2.sockets[0].getsockname())
+        cw2.transport.write(b"x")
+        cw2.transport.write(b"y")
+        cw2.write(b"z")
+        assert type(cw2) is asyncio.StreamWriter
+        cw2.write_eof()
+        assert await cr2.read() == b""
+        assert got == [b"xyz"]
+        await finish(srv2, cw2)
+
+    fastloop.run(main())
+
+
+def test_client_writer_not_adopted_when_write_is_patched(monkeypatch):
+    calls = []
+    orig = asyncio.StreamWriter.write
+
+    def write(self, data):
+        calls.append(bytes(data))
+        return orig(self, data)
+
+    monkeypatch.setattr(asyncio.StreamWriter, "write", write)
+
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        cw.write(b"p")
+        cw.write(b"q")
+        assert type(cw) is asyncio.StreamWriter
+        assert await sr.readexactly(2) == b"pq"
+        assert calls == [b"p", b"q"]
+        await finish(srv, cw, sw)
+
+    fastloop.run(main())
 
 
 def test_server_writer_with_a_plain_callback(sloop):

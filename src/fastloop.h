@@ -33,7 +33,7 @@ typedef struct {
     PyObject *guards; /* ((class, name, original function), ...) */
     PyObject *py_read, *py_readexactly, *py_readline, *py_feed_data,
         *py_write, *py_drain, *py_data_received; /* asyncio's functions */
-    PyObject *write_code; /* StreamWriter.write.__code__ */
+    PyObject *write_code, *writelines_code; /* StreamWriter's, __code__ */
     PyObject *fut_cancelled, *fut_set_result; /* asyncio.Future's methods */
     PyObject *IncompleteReadError, *LimitOverrunError;
     PyObject *ready;       /* an awaitable that returns None at once */

@@ -656,14 +656,14 @@ fl_stream_write(PyObject *self, PyObject *data)
     return stream_write((fl_stream *)self, data);
 }
 
-/* WRITER_PROBES: how many of the first write() calls from Python after
- * the protocol was adopted look at their caller for a StreamWriter to
- * adopt (open_connection()'s writer is made after the connection). */
+/* WRITER_PROBES: how many of the first write()/writelines() calls from
+ * Python after the protocol was adopted look at their caller for a
+ * StreamWriter to adopt (open_connection()'s writer is made after the
+ * connection). */
 #define WRITER_PROBES 2
 
-/* transport.write() called from Python. */
-static PyObject *
-stream_write_py(fl_stream *self, PyObject *data)
+static inline void
+probe_writer(fl_stream *self)
 {
     if (self->wprobe) {
         self->wprobe = (char)(self->streams ? self->wprobe - 1 : 0);
@@ -673,6 +673,13 @@ stream_write_py(fl_stream *self, PyObject *data)
             self->wprobe = 0;
         }
     }
+}
+
+/* transport.write() called from Python. */
+static PyObject *
+stream_write_py(fl_stream *self, PyObject *data)
+{
+    probe_writer(self);
     return stream_write(self, data);
 }
 
@@ -682,6 +689,7 @@ stream_writelines(fl_stream *self, PyObject *lines)
     PyObject *it, *item;
     int was_empty;
 
+    probe_writer(self);
     if (fl_tb_check_init(B(self)) < 0) {
         return NULL;
     }

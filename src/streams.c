@@ -1478,11 +1478,12 @@ fl_streams_adopt_caller(fl_state *st, PyObject *protocol)
     PyObject *w;
     int same;
 
-    if (f == NULL || !st->streams.enabled || st->streams.write_code == NULL) {
+    if (f == NULL || !st->streams.enabled) {
         return 0;
     }
     code = PyFrame_GetCode(f);
-    same = (PyObject *)code == st->streams.write_code;
+    same = (PyObject *)code == st->streams.write_code ||
+           (PyObject *)code == st->streams.writelines_code;
     Py_DECREF(code);
     if (!same || (w = frame_self(st, f)) == NULL) {
         return 0;
@@ -1730,6 +1731,20 @@ import_from(PyObject *mod, const char *name)
     return PyObject_GetAttrString(mod, name);
 }
 
+/* cls.<name>.__code__, new reference or NULL. */
+static PyObject *
+code_of(PyObject *cls, const char *name)
+{
+    PyObject *fn = PyObject_GetAttrString(cls, name), *code;
+
+    if (fn == NULL) {
+        return NULL;
+    }
+    code = PyObject_GetAttrString(fn, "__code__");
+    Py_DECREF(fn);
+    return code;
+}
+
 int
 fl_streams_init(PyObject *mod, fl_state *st)
 {
@@ -1769,8 +1784,8 @@ fl_streams_init(PyObject *mod, fl_state *st)
         (s->py_feed_data = import_from(s->aio_reader, "feed_data")) == NULL ||
         (s->py_write = import_from(s->aio_writer, "write")) == NULL ||
         (s->py_drain = import_from(s->aio_writer, "drain")) == NULL ||
-        (s->write_code = PyObject_GetAttrString(s->py_write, "__code__")) ==
-            NULL ||
+        (s->write_code = code_of(s->aio_writer, "write")) == NULL ||
+        (s->writelines_code = code_of(s->aio_writer, "writelines")) == NULL ||
         (s->py_data_received =
              import_from(s->aio_protocol, "data_received")) == NULL ||
         (s->fut_cancelled = import_from(st->aio_Future, "cancelled")) ==
@@ -1812,6 +1827,7 @@ fl_streams_traverse(fl_state *st, visitproc visit, void *arg)
     Py_VISIT(s->py_write);
     Py_VISIT(s->py_drain);
     Py_VISIT(s->write_code);
+    Py_VISIT(s->writelines_code);
     Py_VISIT(s->py_data_received);
     Py_VISIT(s->fut_cancelled);
     Py_VISIT(s->fut_set_result);
@@ -1842,6 +1858,7 @@ fl_streams_clear(fl_state *st)
     Py_CLEAR(s->py_write);
     Py_CLEAR(s->py_drain);
     Py_CLEAR(s->write_code);
+    Py_CLEAR(s->writelines_code);
     Py_CLEAR(s->py_data_received);
     Py_CLEAR(s->fut_cancelled);
     Py_CLEAR(s->fut_set_result);

@@ -25,10 +25,11 @@ void fl_streams_clear(fl_state *st);
 int fl_streams_adopt(fl_state *st, PyObject *protocol, PyObject *dr);
 
 /* Called from a stream transport's write() while its protocol is adopted:
- * when the Python caller is asyncio's StreamWriter.write() on a writer of
- * exactly asyncio's class over protocol (open_connection() makes the
- * client's writer after the connection, where the transport cannot see
- * it), that writer moves to the C class. 1 adopted, 0 not; never fails. */
+ * when the Python caller is asyncio's StreamWriter.write() or
+ * writelines() on a writer of exactly asyncio's class over protocol
+ * (open_connection() makes the client's writer after the connection,
+ * where the transport cannot see it), that writer moves to the C class.
+ * 1 adopted, 0 not; never fails. */
 int fl_streams_adopt_caller(fl_state *st, PyObject *protocol);
 
 /* StreamReaderProtocol.data_received(buf[:n]) for an adopted protocol

@@ -137,6 +137,20 @@ def test_client_writer_adopted_at_its_first_write(sloop):
     run(sloop, main())
 
 
+def test_client_writer_adopted_at_its_first_writelines(sloop):
+    """Clients that only use writelines() (redis-py does) are adopted too."""
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        cw.writelines([b"a", bytearray(b"bc"), memoryview(b"def")])
+        native = sloop.kind == "native"
+        assert type(cw) is (_core.StreamWriter if native else asyncio.StreamWriter)
+        await cw.drain()
+        assert await sr.readexactly(6) == b"abcdef"
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
 def test_client_writer_not_adopted_when_not_asyncio_s():
     """Writes that do not come from asyncio's StreamWriter.write() on an
     exact StreamWriter over the transport's protocol adopt nothing, and

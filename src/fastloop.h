@@ -31,7 +31,8 @@ typedef struct {
     PyTypeObject *WriterType; /* C subclass of asyncio.StreamWriter */
     PyObject *aio_reader, *aio_writer, *aio_protocol;
     PyObject *guards; /* ((class, name, original function), ...) */
-    PyObject *py_read, *py_readexactly, *py_readline, *py_feed_data,
+    PyObject *py_read, *py_readexactly, *py_readline, *py_readuntil,
+        *py_feed_data,
         *py_write, *py_drain, *py_data_received; /* asyncio's functions */
     PyObject *write_code, *writelines_code; /* StreamWriter's, __code__ */
     PyObject *fut_cancelled, *fut_set_result; /* asyncio.Future's methods */

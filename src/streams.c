@@ -387,7 +387,7 @@ done:
 /* The op: the awaitable returned by read(n) and drain()               */
 
 enum { OP_NEW, OP_WAIT, OP_RUNNING, OP_DONE, OP_READY };
-enum { OPK_READ, OPK_EXACT, OPK_LINE };
+enum { OPK_READ, OPK_EXACT, OPK_LINE, OPK_UNTIL };
 
 typedef struct {
     PyObject_HEAD
@@ -395,8 +395,10 @@ typedef struct {
     PyObject *reader; /* NULL for the ready op */
     PyObject *dict;   /* reader.__dict__ */
     PyObject *it;     /* the waiter's __await__() iterator while waiting */
+    PyObject *sep;    /* readuntil(): the separator, a non-empty bytes */
     Py_ssize_t n;      /* read(n), readexactly(n) */
-    Py_ssize_t offset; /* readline(): bytes scanned without a newline */
+    Py_ssize_t offset; /* readline(): bytes scanned without a newline;
+                          readuntil(): where the next search starts */
     int state;
     int kind;
 } fl_op;
@@ -413,6 +415,7 @@ op_new(fl_state *st, PyObject *reader, int kind, Py_ssize_t n, int state)
     op->reader = Py_XNewRef(reader);
     op->dict = NULL;
     op->it = NULL;
+    op->sep = NULL;
     op->n = n;
     op->offset = 0;
     op->state = state;
@@ -546,9 +549,26 @@ op_incomplete(fl_op *op)
     if (op_take(op, PY_SSIZE_T_MAX, 0, &partial) < 0) {
         return -1;
     }
-    exc = PyObject_CallFunction(op->st->streams.IncompleteReadError, "(On)",
-                                partial, op->n);
+    exc = op->kind == OPK_UNTIL
+              ? PyObject_CallFunction(op->st->streams.IncompleteReadError,
+                                      "(OO)", partial, Py_None)
+              : PyObject_CallFunction(op->st->streams.IncompleteReadError,
+                                      "(On)", partial, op->n);
     Py_DECREF(partial);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return -1;
+}
+
+/* raise LimitOverrunError(msg, consumed): -1. */
+static int
+overrun_error(fl_state *st, const char *msg, Py_ssize_t consumed)
+{
+    PyObject *exc = PyObject_CallFunction(st->streams.LimitOverrunError,
+                                          "(sn)", msg, consumed);
+
     if (exc != NULL) {
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
         Py_DECREF(exc);
@@ -624,6 +644,53 @@ over(fl_op *op, Py_ssize_t v)
 
 static int op_wait(fl_op *op, PyObject **res);
 
+/* readuntil(sep) on a buffer of len bytes (asyncio's loop body): 1 when
+ * the caller goes on to the EOF check and the wait, else done (0, *res)
+ * or failed (-1). */
+static int
+until_scan(fl_op *op, PyObject *buffer, Py_ssize_t len, PyObject **res)
+{
+    Py_ssize_t seplen = PyBytes_GET_SIZE(op->sep), isep = -1;
+    Py_buffer view;
+    int r;
+
+    if (len - op->offset < seplen) {
+        return 1;
+    }
+    if (PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (view.len - op->offset >= seplen) {
+        const char *at = memmem((char *)view.buf + op->offset,
+                                (size_t)(view.len - op->offset),
+                                PyBytes_AS_STRING(op->sep), (size_t)seplen);
+
+        isep = at != NULL ? at - (char *)view.buf : -1;
+    }
+    PyBuffer_Release(&view);
+    if (isep >= 0) {
+        r = over(op, isep);
+        if (r != 0) {
+            return r < 0 ? -1
+                         : overrun_error(op->st,
+                                         "Separator is found, but chunk is "
+                                         "longer than limit",
+                                         isep);
+        }
+        return op_take(op, isep + seplen, 1, res);
+    }
+    op->offset = len + 1 - seplen;
+    r = over(op, op->offset);
+    if (r != 0) {
+        return r < 0 ? -1
+                     : overrun_error(op->st,
+                                     "Separator is not found, and chunk "
+                                     "exceed the limit",
+                                     op->offset);
+    }
+    return 1;
+}
+
 /* The buffer's state decides: finish, fail or wait. Like op_step. */
 static int
 op_check(fl_op *op, PyObject **res)
@@ -638,7 +705,14 @@ op_check(fl_op *op, PyObject **res)
     }
     Py_INCREF(buffer);
     len = PyObject_Length(buffer);
-    if (len >= 0 && op->kind == OPK_LINE && len > op->offset) {
+    if (len >= 0 && op->kind == OPK_UNTIL) {
+        r = until_scan(op, buffer, len, res);
+        Py_DECREF(buffer);
+        if (r != 1) {
+            return r;
+        }
+    }
+    else if (len >= 0 && op->kind == OPK_LINE && len > op->offset) {
         /* readuntil(b'\n') from where the last scan stopped */
         Py_buffer view;
         const char *nl;
@@ -697,6 +771,7 @@ op_check(fl_op *op, PyObject **res)
     case OPK_READ:
         return op_take(op, op->n, 1, res);
     case OPK_EXACT:
+    case OPK_UNTIL:
         return op_incomplete(op);
     default: /* readline() returns the partial line */
         return op_take(op, PY_SSIZE_T_MAX, 0, res);
@@ -727,7 +802,8 @@ op_resume(fl_op *op, PyObject *arg, PyObject **res)
                                 : op_check(op, res);
 }
 
-static const char *const wait_names[] = {"read", "readexactly", "readuntil"};
+static const char *const wait_names[] = {"read", "readexactly", "readuntil",
+                                         "readuntil"};
 
 /* _wait_for_data(name), up to its await. Like op_step. */
 static int
@@ -981,7 +1057,8 @@ op_await(PyObject *self)
 static PyObject *
 op_get_name(fl_op *op, void *qual)
 {
-    static const char *const kinds[] = {"read", "readexactly", "readline"};
+    static const char *const kinds[] = {"read", "readexactly", "readline",
+                                        "readuntil"};
     const char *cls = op->reader == NULL ? "StreamWriter." : "StreamReader.";
     const char *name = op->reader == NULL ? "drain" : kinds[op->kind];
 
@@ -1013,6 +1090,7 @@ op_traverse(fl_op *op, visitproc visit, void *arg)
     Py_VISIT(op->reader);
     Py_VISIT(op->dict);
     Py_VISIT(op->it);
+    Py_VISIT(op->sep);
     return 0;
 }
 
@@ -1022,6 +1100,7 @@ op_clear(fl_op *op)
     Py_CLEAR(op->reader);
     Py_CLEAR(op->dict);
     Py_CLEAR(op->it);
+    Py_CLEAR(op->sep);
     return 0;
 }
 
@@ -1140,6 +1219,43 @@ reader_readline(PyObject *self, PyTypeObject *cls, PyObject *const *args,
         return op_new(st, self, OPK_LINE, 0, OP_NEW);
     }
     return call_orig(st->streams.py_readline, self, args, nargsf, kwnames);
+}
+
+/* readuntil(separator=b'\n') with one non-empty bytes separator; anything
+ * else (a tuple on 3.13+, another bytes-like type, b'', keywords) is
+ * asyncio's. */
+static PyObject *
+reader_readuntil(PyObject *self, PyTypeObject *cls, PyObject *const *args,
+                 size_t nargsf, PyObject *kwnames)
+{
+    fl_state *st = STATE(cls);
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *sep, *op;
+
+    if (st == NULL) {
+        return NULL;
+    }
+    if (kwnames != NULL || nargs > 1) {
+        return call_orig(st->streams.py_readuntil, self, args, nargsf,
+                         kwnames);
+    }
+    sep = nargs == 1 ? Py_NewRef(args[0])
+                     : PyBytes_FromStringAndSize("\n", 1);
+    if (sep == NULL) {
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(sep) || PyBytes_GET_SIZE(sep) == 0) {
+        Py_DECREF(sep);
+        return call_orig(st->streams.py_readuntil, self, args, nargsf,
+                         kwnames);
+    }
+    op = op_new(st, self, OPK_UNTIL, 0, OP_NEW);
+    if (op == NULL) {
+        Py_DECREF(sep);
+        return NULL;
+    }
+    ((fl_op *)op)->sep = sep;
+    return op;
 }
 
 static PyObject *
@@ -1357,6 +1473,7 @@ static PyMethodDef reader_methods[] = {
     FL_METHOD("read", reader_read, "($self, n=-1)"),
     FL_METHOD("readexactly", reader_readexactly, "($self, n)"),
     FL_METHOD("readline", reader_readline, "($self)"),
+    FL_METHOD("readuntil", reader_readuntil, "($self, separator=b'\\n')"),
     FL_METHOD("feed_data", reader_feed_data, "($self, data)"),
     {NULL, NULL, 0, NULL},
 };
@@ -1777,6 +1894,7 @@ fl_streams_init(PyObject *mod, fl_state *st)
         (s->py_readexactly = import_from(s->aio_reader, "readexactly")) ==
             NULL ||
         (s->py_readline = import_from(s->aio_reader, "readline")) == NULL ||
+        (s->py_readuntil = import_from(s->aio_reader, "readuntil")) == NULL ||
         (s->IncompleteReadError =
              import_from(exceptions, "IncompleteReadError")) == NULL ||
         (s->LimitOverrunError =
@@ -1821,6 +1939,7 @@ fl_streams_traverse(fl_state *st, visitproc visit, void *arg)
     Py_VISIT(s->py_read);
     Py_VISIT(s->py_readexactly);
     Py_VISIT(s->py_readline);
+    Py_VISIT(s->py_readuntil);
     Py_VISIT(s->IncompleteReadError);
     Py_VISIT(s->LimitOverrunError);
     Py_VISIT(s->py_feed_data);
@@ -1852,6 +1971,7 @@ fl_streams_clear(fl_state *st)
     Py_CLEAR(s->py_read);
     Py_CLEAR(s->py_readexactly);
     Py_CLEAR(s->py_readline);
+    Py_CLEAR(s->py_readuntil);
     Py_CLEAR(s->IncompleteReadError);
     Py_CLEAR(s->LimitOverrunError);
     Py_CLEAR(s->py_feed_data);

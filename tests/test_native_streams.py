@@ -578,6 +578,94 @@ def test_readline(sloop):
     run(sloop, main())
 
 
+def test_readuntil(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect(limit=64)
+        cw.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody")
+        head = await sr.readuntil(b"\r\n\r\n")
+        assert head == b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        assert await sr.readexactly(4) == b"body"
+        # The separator split across arrivals, and a wait in between.
+        t = asyncio.ensure_future(sr.readuntil(b"<END>"))
+        for piece in (b"abc<E", b"N", b"D>rest"):
+            await asyncio.sleep(0.01)
+            assert not t.done()
+            cw.write(piece)
+        assert await t == b"abc<END>"
+        with pytest.raises(RuntimeError, match=r"readuntil\(\) called"):
+            t = asyncio.ensure_future(sr.readuntil(b"!"))
+            await asyncio.sleep(0.01)
+            await sr.readuntil(b"?")
+        cw.write(b"!")
+        assert await t == b"rest!"
+        # Default separator, and keyword / other types through asyncio.
+        cw.write(b"l1\nl2\nl3\n")
+        assert await sr.readuntil() == b"l1\n"
+        assert await sr.readuntil(separator=b"\n") == b"l2\n"
+        assert await sr.readuntil(bytearray(b"\n")) == b"l3\n"
+        with pytest.raises(ValueError):
+            await sr.readuntil(b"")
+        # Over the limit, separator found: LimitOverrunError, data kept.
+        cw.write(b"x" * 100 + b"|tail|")
+        await wait_until(lambda: b"tail|" in sr._buffer)
+        with pytest.raises(asyncio.LimitOverrunError,
+                           match="Separator is found") as e:
+            await sr.readuntil(b"|")
+        assert e.value.consumed == 100
+        assert len(sr._buffer) == 106
+        assert await sr.readexactly(101) == b"x" * 100 + b"|"
+        assert await sr.readuntil(b"|") == b"tail|"
+        # Over the limit, no separator: offset reported, data kept.
+        cw.write(b"y" * 100)
+        await wait_until(lambda: len(sr._buffer) == 100)
+        with pytest.raises(asyncio.LimitOverrunError,
+                           match="Separator is not found") as e:
+            await sr.readuntil(b"zz")
+        assert e.value.consumed == 99
+        assert len(sr._buffer) == 100
+        await sr.readexactly(100)
+        # At EOF: IncompleteReadError with the rest, buffer cleared.
+        cw.write(b"partial")
+        cw.write_eof()
+        with pytest.raises(asyncio.IncompleteReadError) as e:
+            await sr.readuntil(b"#")
+        assert e.value.partial == b"partial" and e.value.expected is None
+        assert len(sr._buffer) == 0
+        if sloop.kind == "native":
+            coro = sr.readuntil(b"#")
+            assert type(coro) is _core.StreamOp
+            assert coro.__qualname__ == "StreamReader.readuntil"
+            coro.close()
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_readuntil_cancelled_and_exception(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        cw.write(b"no sep")
+        await wait_until(lambda: len(sr._buffer) == 6)
+        t = asyncio.ensure_future(sr.readuntil(b"::"))
+        await asyncio.sleep(0.01)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        assert sr._waiter is None
+        cw.write(b":")
+        await asyncio.sleep(0.01)
+        t = asyncio.ensure_future(sr.readuntil(b"::"))
+        await asyncio.sleep(0.01)
+        sr.set_exception(ConnectionResetError("boom"))
+        with pytest.raises(ConnectionResetError, match="boom"):
+            await t
+        with pytest.raises(ConnectionResetError, match="boom"):
+            await sr.readuntil(b"::")
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
 def test_readline_cancelled_keeps_data(sloop):
     async def main():
         srv, cr, cw, sr, sw = await connect()
@@ -1082,7 +1170,7 @@ async def _run_script(reader, ops):
             reader.feed_eof()
         elif kind == "exc":
             reader.set_exception(ValueError("set"))
-        elif kind in ("read", "exactly", "line", "readall"):
+        elif kind in ("read", "exactly", "line", "readall", "until"):
             if pending is not None and not pending.done():
                 seen.append(("busy",))
                 continue
@@ -1092,6 +1180,8 @@ async def _run_script(reader, ops):
                 coro = reader.readexactly(op[1])
             elif kind == "line":
                 coro = reader.readline()
+            elif kind == "until":
+                coro = reader.readuntil(*op[1:])
             else:
                 coro = reader.read()
             pending = asyncio.ensure_future(coro)
@@ -1120,6 +1210,12 @@ LARGE = dict(feeds=[0, 1, 100, 3000, 70_000, 200_000],
              exact=[1, 3000, 80_000, 250_000])
 
 
+# readuntil() arguments: the default, one to three bytes, and types the C
+# method hands to asyncio's (a bytearray; b'' raises ValueError).
+SEPARATORS = [(), (b"\n",), (b"ab",), (b"a\nb",), (b"bb\n",), (b"aaa",),
+              (bytearray(b"b\n"),), (b"",)]
+
+
 def _random_ops(rng, sizes=SMALL):
     ops = []
     eof = False
@@ -1133,8 +1229,10 @@ def _random_ops(rng, sizes=SMALL):
             ops.append(("read", rng.choice(sizes["reads"])))
         elif r < 0.65:
             ops.append(("exactly", rng.choice(sizes["exact"])))
-        elif r < 0.8:
+        elif r < 0.72:
             ops.append(("line",))
+        elif r < 0.8:
+            ops.append(("until",) + rng.choice(SEPARATORS))
         elif r < 0.85:
             ops.append(("readall",))
         elif r < 0.93:
@@ -1149,7 +1247,7 @@ def _random_ops(rng, sizes=SMALL):
 
 @pytest.mark.parametrize("sizes", ["small", "large"])
 def test_differential_random_scripts(sizes):
-    """Random feed/read/readexactly/readline/cancel/EOF scripts give the
+    """Random feed/read/readexactly/readline/readuntil/cancel/EOF scripts give the
     same results, exceptions, buffer and transport calls on a native
     reader as on asyncio's."""
     import random

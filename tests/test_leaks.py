@@ -497,6 +497,22 @@ def test_native_streams_edge_paths(kind):
         except ValueError:
             pass
         assert await sr.readline() == b"line\n"
+        # readuntil(): found, over the limit, waiting then cancelled, at
+        # EOF (below); the client writer adopted through writelines().
+        cw.writelines([b"head\r\n\r\n", b"y" * 70000, b"::"])
+        assert await sr.readuntil(b"\r\n\r\n") == b"head\r\n\r\n"
+        try:
+            await sr.readuntil(b"::")
+        except asyncio.LimitOverrunError:
+            pass
+        assert len(await sr.readexactly(70002)) == 70002
+        t = asyncio.ensure_future(sr.readuntil(b"::"))
+        await asyncio.sleep(0)
+        t.cancel()
+        try:
+            await t
+        except asyncio.CancelledError:
+            pass
         # Large messages: emptied buffers pool their storage, and reads
         # go straight into a buffer with room (src/bytebuf.c).
         for size in (200_000, 150_000, 3_000):
@@ -522,6 +538,10 @@ def test_native_streams_edge_paths(kind):
         cr.feed_eof()
         try:
             await cr.readexactly(10)
+        except asyncio.IncompleteReadError:
+            pass
+        try:
+            await cr.readuntil(b"#")
         except asyncio.IncompleteReadError:
             pass
         sr.set_exception(ValueError("set"))

@@ -469,3 +469,75 @@ def test_many_tls_clients(loop, server_ctx, client_ctx):
 
     run(loop, main(), timeout=60)
 
+
+
+# --------------------------------------------------------------------------
+# closing a TLS client in the middle of a download (uvloop #471: the
+# aiohttp client's connection kept receiving after close())
+
+
+class _Streamer(asyncio.Protocol):
+    """Server side: writes 64 KiB chunks for as long as it may.
+
+    Never more than 16 in one callback: once the peer has started the TLS
+    shutdown, asyncio's SSL transport drops writes without pausing the
+    protocol or reporting is_closing(), so a loop until paused would spin.
+    """
+
+    def __init__(self, loop, protos):
+        self.loop = loop
+        self.lost = loop.create_future()
+        self.paused = False
+        protos.append(self)
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self._fill()
+
+    def _fill(self):
+        for _ in range(16):
+            if self.paused or self.transport.is_closing() or self.lost.done():
+                return
+            self.transport.write(b"d" * 65536)
+        self.loop.call_soon(self._fill)
+
+    def pause_writing(self):
+        self.paused = True
+
+    def resume_writing(self):
+        self.paused = False
+        self.loop.call_soon(self._fill)
+
+    def connection_lost(self, exc):
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+@pytest.mark.parametrize("how", ["close", "abort"])
+def test_tls_client_closed_mid_download(loop, server_ctx, client_ctx, how):
+    async def main():
+        sprotos = []
+        srv = await loop.create_server(
+            lambda: _Streamer(loop, sprotos), "127.0.0.1", 0, ssl=server_ctx
+        )
+        addr = srv.sockets[0].getsockname()
+        p = Proto(loop)
+        tr, _ = await loop.create_connection(
+            lambda: p, *addr, ssl=client_ctx, server_hostname="localhost",
+            ssl_shutdown_timeout=5.0,
+        )
+        await p.wait_bytes(1 << 20)
+        getattr(tr, how)()
+        assert tr.is_closing()
+        seen = len(p.data)
+        # The client's connection ends promptly (well before the shutdown
+        # timeout), and without data after close().
+        exc = await asyncio.wait_for(p.lost, 10)
+        assert exc is None or isinstance(exc, (ConnectionError, ssl.SSLError))
+        assert len(p.data) == seen
+        # The server learns of it too: its transport is lost.
+        await asyncio.wait_for(sprotos[0].lost, 10)
+        srv.close()
+        await srv.wait_closed()
+
+    run(loop, main(), timeout=60)

@@ -448,6 +448,17 @@ def test_streams_api_echo(kind):
     check(scenario(kind, main))
 
 
+async def started_then_cancelled(coro):
+    """Runs coro as a task until its first wait, then cancels it."""
+    t = asyncio.ensure_future(coro)
+    await asyncio.sleep(0)
+    t.cancel()
+    try:
+        await t
+    except asyncio.CancelledError:
+        pass
+
+
 def test_native_streams_edge_paths(kind):
     """The C read()/drain() paths that end other than with data: cancelled
     and timed-out reads, a second reader, an exception set on the stream,
@@ -506,13 +517,7 @@ def test_native_streams_edge_paths(kind):
         except asyncio.LimitOverrunError:
             pass
         assert len(await sr.readexactly(70002)) == 70002
-        t = asyncio.ensure_future(sr.readuntil(b"::"))
-        await asyncio.sleep(0)
-        t.cancel()
-        try:
-            await t
-        except asyncio.CancelledError:
-            pass
+        await started_then_cancelled(sr.readuntil(b"::"))
         # Large messages: emptied buffers pool their storage, and reads
         # go straight into a buffer with room (src/bytebuf.c).
         for size in (200_000, 150_000, 3_000):
@@ -520,13 +525,7 @@ def test_native_streams_edge_paths(kind):
             got = 0
             while got < size:
                 got += len(await sr.read(size))
-        t = asyncio.ensure_future(sr.readline())
-        await asyncio.sleep(0)
-        t.cancel()
-        try:
-            await t
-        except asyncio.CancelledError:
-            pass
+        await started_then_cancelled(sr.readline())
         chunk = b"z" * 65536
         for _ in range(64):
             sw.write(chunk)

@@ -51,7 +51,7 @@ def _streams_adopt_reader(reader: asyncio.StreamReader, /) -> bool: ...
 @final
 class StreamOp(Coroutine[Any, Any, Any]):
     """The coroutine returned by a native StreamReader.read(n),
-    readexactly(n), readline() or StreamWriter.drain()."""
+    readexactly(n), readline(), readuntil() or StreamWriter.drain()."""
 
     __name__: str
     __qualname__: str
@@ -64,13 +64,16 @@ class StreamOp(Coroutine[Any, Any, Any]):
 
 @final
 class StreamReader(asyncio.StreamReader):
-    """asyncio.StreamReader with read(n), readexactly(n), readline() and
-    feed_data() in C (src/streams.c):
+    """asyncio.StreamReader with read(n), readexactly(n), readline(),
+    readuntil(separator) and feed_data() in C (src/streams.c):
     what a stream transport turns the reader of asyncio's streams into."""
 
     def read(self, n: int = -1) -> Coroutine[Any, Any, bytes]: ...
     def readexactly(self, n: int) -> Coroutine[Any, Any, bytes]: ...
     def readline(self) -> Coroutine[Any, Any, bytes]: ...
+    def readuntil(
+        self, separator: Union[ReadableBuffer, Tuple[ReadableBuffer, ...]] = b"\n"
+    ) -> Coroutine[Any, Any, bytes]: ...
     def feed_data(self, data: Iterable[SupportsIndex]) -> None: ...
 
 @final

@@ -1146,7 +1146,8 @@ static PyType_Slot op_slots[] = {
     {Py_am_send, op_am_send},
 #endif
     {Py_tp_doc, "The coroutine of a native StreamReader.read(n), "
-                "readexactly(n), readline() or StreamWriter.drain()."},
+                "readexactly(n), readline(), readuntil() or "
+                "StreamWriter.drain()."},
     {0, NULL},
 };
 
@@ -1487,8 +1488,8 @@ static PyMethodDef writer_methods[] = {
 static PyType_Slot reader_slots[] = {
     {Py_tp_methods, reader_methods},
     {Py_tp_doc, "asyncio.StreamReader with read(n), readexactly(n), "
-                "readline() and feed_data() in C (fastloop adopts the "
-                "readers of asyncio's streams)."},
+                "readline(), readuntil(separator) and feed_data() in C "
+                "(fastloop adopts the readers of asyncio's streams)."},
     {0, NULL},
 };
 

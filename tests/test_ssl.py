@@ -522,9 +522,9 @@ def test_tls_client_closed_mid_download(loop, server_ctx, client_ctx, how):
         )
         addr = srv.sockets[0].getsockname()
         p = Proto(loop)
+        kw = {"ssl_shutdown_timeout": 5.0} if PY311 else {}
         tr, _ = await loop.create_connection(
-            lambda: p, *addr, ssl=client_ctx, server_hostname="localhost",
-            ssl_shutdown_timeout=5.0,
+            lambda: p, *addr, ssl=client_ctx, server_hostname="localhost", **kw
         )
         await p.wait_bytes(1 << 20)
         getattr(tr, how)()

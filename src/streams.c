@@ -395,10 +395,10 @@ typedef struct {
     PyObject *reader; /* NULL for the ready op */
     PyObject *dict;   /* reader.__dict__ */
     PyObject *it;     /* the waiter's __await__() iterator while waiting */
-    PyObject *sep;    /* readuntil(): the separator, a non-empty bytes */
+    PyObject *sep;    /* readline(), readuntil(): a non-empty bytes */
     Py_ssize_t n;      /* read(n), readexactly(n) */
-    Py_ssize_t offset; /* readline(): bytes scanned without a newline;
-                          readuntil(): where the next search starts */
+    Py_ssize_t offset; /* readline(), readuntil(): where the next search
+                          for sep starts */
     int state;
     int kind;
 } fl_op;
@@ -644,35 +644,43 @@ over(fl_op *op, Py_ssize_t v)
 
 static int op_wait(fl_op *op, PyObject **res);
 
-/* readuntil(sep) on a buffer of len bytes (asyncio's loop body): 1 when
- * the caller goes on to the EOF check and the wait, else done (0, *res)
- * or failed (-1). */
+/* Past the limit: readuntil() raises LimitOverrunError, readline()
+ * handles it as asyncio's readline() does (op_overrun). -1. */
 static int
-until_scan(fl_op *op, PyObject *buffer, Py_ssize_t len, PyObject **res)
+until_overrun(fl_op *op, const char *msg, Py_ssize_t consumed)
 {
-    Py_ssize_t seplen = PyBytes_GET_SIZE(op->sep), isep = -1;
+    return op->kind == OPK_LINE ? op_overrun(op, msg, consumed)
+                                : overrun_error(op->st, msg, consumed);
+}
+
+/* readuntil(sep) -- and readline(), readuntil(b'\n') -- on the buffer
+ * (asyncio's loop body): 1 when the caller goes on to the EOF check and
+ * the wait, else done (0, *res) or failed (-1). */
+static int
+until_scan(fl_op *op, PyObject *buffer, PyObject **res)
+{
+    Py_ssize_t seplen = PyBytes_GET_SIZE(op->sep), isep, len;
     Py_buffer view;
+    const char *at;
     int r;
 
-    if (len - op->offset < seplen) {
-        return 1;
-    }
     if (PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE) < 0) {
         return -1;
     }
-    if (view.len - op->offset >= seplen) {
-        const char *at = memmem((char *)view.buf + op->offset,
-                                (size_t)(view.len - op->offset),
-                                PyBytes_AS_STRING(op->sep), (size_t)seplen);
-
-        isep = at != NULL ? at - (char *)view.buf : -1;
+    len = view.len;
+    if (len - op->offset < seplen) {
+        PyBuffer_Release(&view);
+        return 1;
     }
+    at = memmem((char *)view.buf + op->offset, (size_t)(len - op->offset),
+                PyBytes_AS_STRING(op->sep), (size_t)seplen);
+    isep = at != NULL ? at - (char *)view.buf : -1;
     PyBuffer_Release(&view);
     if (isep >= 0) {
         r = over(op, isep);
         if (r != 0) {
             return r < 0 ? -1
-                         : overrun_error(op->st,
+                         : until_overrun(op,
                                          "Separator is found, but chunk is "
                                          "longer than limit",
                                          isep);
@@ -683,7 +691,7 @@ until_scan(fl_op *op, PyObject *buffer, Py_ssize_t len, PyObject **res)
     r = over(op, op->offset);
     if (r != 0) {
         return r < 0 ? -1
-                     : overrun_error(op->st,
+                     : until_overrun(op,
                                      "Separator is not found, and chunk "
                                      "exceed the limit",
                                      op->offset);
@@ -705,47 +713,11 @@ op_check(fl_op *op, PyObject **res)
     }
     Py_INCREF(buffer);
     len = PyObject_Length(buffer);
-    if (len >= 0 && op->kind == OPK_UNTIL) {
-        r = until_scan(op, buffer, len, res);
+    if (len >= 0 && op->sep != NULL) {
+        r = until_scan(op, buffer, res);
         Py_DECREF(buffer);
         if (r != 1) {
             return r;
-        }
-    }
-    else if (len >= 0 && op->kind == OPK_LINE && len > op->offset) {
-        /* readuntil(b'\n') from where the last scan stopped */
-        Py_buffer view;
-        const char *nl;
-        Py_ssize_t isep;
-
-        if (PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE) < 0) {
-            Py_DECREF(buffer);
-            return -1;
-        }
-        nl = memchr((char *)view.buf + op->offset, '\n',
-                    (size_t)(view.len - op->offset));
-        isep = nl != NULL ? nl - (char *)view.buf : -1;
-        PyBuffer_Release(&view);
-        Py_DECREF(buffer);
-        if (isep >= 0) {
-            r = over(op, isep);
-            if (r != 0) {
-                return r < 0 ? -1
-                             : op_overrun(op,
-                                          "Separator is found, but chunk is "
-                                          "longer than limit",
-                                          isep);
-            }
-            return op_take(op, isep + 1, 1, res);
-        }
-        op->offset = len;
-        r = over(op, len);
-        if (r != 0) {
-            return r < 0 ? -1
-                         : op_overrun(op,
-                                      "Separator is not found, and chunk "
-                                      "exceed the limit",
-                                      len);
         }
     }
     else {
@@ -1207,6 +1179,25 @@ reader_readexactly(PyObject *self, PyTypeObject *cls, PyObject *const *args,
     return read_n(self, cls, args, nargsf, kwnames, OPK_EXACT);
 }
 
+/* A readline() or readuntil() op scanning for sep (stolen; NULL: the
+ * error of making it). */
+static PyObject *
+until_op(fl_state *st, PyObject *reader, int kind, PyObject *sep)
+{
+    PyObject *op;
+
+    if (sep == NULL) {
+        return NULL;
+    }
+    op = op_new(st, reader, kind, 0, OP_NEW);
+    if (op == NULL) {
+        Py_DECREF(sep);
+        return NULL;
+    }
+    ((fl_op *)op)->sep = sep;
+    return op;
+}
+
 static PyObject *
 reader_readline(PyObject *self, PyTypeObject *cls, PyObject *const *args,
                 size_t nargsf, PyObject *kwnames)
@@ -1217,7 +1208,8 @@ reader_readline(PyObject *self, PyTypeObject *cls, PyObject *const *args,
         return NULL;
     }
     if (kwnames == NULL && PyVectorcall_NARGS(nargsf) == 0) {
-        return op_new(st, self, OPK_LINE, 0, OP_NEW);
+        return until_op(st, self, OPK_LINE,
+                        PyBytes_FromStringAndSize("\n", 1));
     }
     return call_orig(st->streams.py_readline, self, args, nargsf, kwnames);
 }
@@ -1231,7 +1223,7 @@ reader_readuntil(PyObject *self, PyTypeObject *cls, PyObject *const *args,
 {
     fl_state *st = STATE(cls);
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *sep, *op;
+    PyObject *sep;
 
     if (st == NULL) {
         return NULL;
@@ -1250,13 +1242,7 @@ reader_readuntil(PyObject *self, PyTypeObject *cls, PyObject *const *args,
         return call_orig(st->streams.py_readuntil, self, args, nargsf,
                          kwnames);
     }
-    op = op_new(st, self, OPK_UNTIL, 0, OP_NEW);
-    if (op == NULL) {
-        Py_DECREF(sep);
-        return NULL;
-    }
-    ((fl_op *)op)->sep = sep;
-    return op;
+    return until_op(st, self, OPK_UNTIL, sep);
 }
 
 static PyObject *

@@ -24,7 +24,7 @@ from typing import (
     final,
 )
 
-from _typeshed import FileDescriptorLike, ReadableBuffer
+from _typeshed import FileDescriptorLike, ReadableBuffer, StrOrBytesPath
 from typing_extensions import disjoint_base
 
 from ._stats import LoopStats, StatsConfig
@@ -47,6 +47,9 @@ DEBUG_BUILD: Final[int]
 
 def _native_streams(enabled: Optional[bool] = None, /) -> bool: ...
 def _streams_adopt_reader(reader: asyncio.StreamReader, /) -> bool: ...
+def _sendfile(out_fd: int, in_fd: int, offset: int, count: int, /) -> int: ...
+def _stat(path: StrOrBytesPath, /) -> Tuple[int, int]: ...
+def _unlink(path: StrOrBytesPath, /) -> None: ...
 
 @final
 class StreamOp(Coroutine[Any, Any, Any]):

@@ -506,8 +506,8 @@ class NetworkMixin(SockOpsMixin):
         sock.close()  # a no-op if the listener closed it
         if path is not None:
             try:
-                if os.stat(path).st_ino == inode:
-                    os.unlink(path)
+                if _core._stat(path)[1] == inode:
+                    _core._unlink(path)
             except FileNotFoundError:
                 pass
             except OSError as err:
@@ -1023,8 +1023,8 @@ class NetworkMixin(SockOpsMixin):
             # Remove a stale socket file, unless in the abstract namespace.
             if path[0] not in (0, "\x00"):
                 try:
-                    if stat.S_ISSOCK(os.stat(path).st_mode):
-                        os.remove(path)
+                    if stat.S_ISSOCK(_core._stat(path)[0]):
+                        _core._unlink(path)
                 except FileNotFoundError:
                     pass
                 except OSError as err:
@@ -1056,7 +1056,7 @@ class NetworkMixin(SockOpsMixin):
             bound = sock.getsockname()
             if bound and bound[0] not in (0, "\x00"):
                 try:
-                    self._unix_server_sockets[sock] = os.stat(bound).st_ino
+                    self._unix_server_sockets[sock] = _core._stat(bound)[1]
                 except FileNotFoundError:
                     pass
 

@@ -25,6 +25,7 @@ try:
 except ImportError:  # pragma: no cover
     _ssl = None
 
+from . import _core
 from . import _dns
 
 __all__ = ("SockOpsMixin", "check_ssl_socket")
@@ -385,7 +386,7 @@ class _SendfileState:
             blocksize = self.blocksize
         blocksize = min(blocksize, _SENDFILE_MAX)
         try:
-            n = os.sendfile(self.fd, self.fileno, self.offset, blocksize)
+            n = _core._sendfile(self.fd, self.fileno, self.offset, blocksize)
         except (BlockingIOError, InterruptedError):
             n = None
         except OSError as exc:

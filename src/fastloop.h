@@ -65,6 +65,8 @@ typedef struct {
     PyObject *str_fileno;
     PyObject *str_callback_error; /* "_fl_callback_error" */
     PyObject *str_slow_callback;  /* "_fl_slow_callback" */
+    PyObject *str_time;
+    PyObject *loop_time;          /* the Loop type's own time() method */
     PyObject *kw_loop_name_context;
     PyObject *kw_loop_context;
     PyObject *kw_loop_name;
@@ -227,6 +229,8 @@ typedef struct fl_loop {
     char in_run;   /* inside _run() */
     char io_first; /* set_io_first(): C watchers before older callbacks */
     char io_first_now; /* io_first, except in a run's first iteration */
+    char time_attr; /* an instance attribute replaces time() */
+    char time_type; /* the loop's class has another time() */
     unsigned long thread_id;
     double slow_callback_duration;
     double clock_resolution;
@@ -238,6 +242,8 @@ typedef struct fl_loop {
     PyObject *rdata; /* bytes kept for reuse by stream.c's read_data */
     int polls_skipped;   /* consecutive non-blocking polls skipped */
     int nevents;         /* events of this iteration's poll in events[] */
+    int io_next;         /* events[io_next:nevents] wait for fl_io_run */
+    Py_ssize_t io_pending_at; /* interrupted: ready handles ahead of them */
     /* Recycled handle objects (handle.c), [0] Handle, [1] TimerHandle. */
     PyObject *freelist[2]; /* parked handles, timer handles (handle.c) */
     Py_ssize_t nfree[2];
@@ -316,7 +322,13 @@ int fl_io_init(fl_loop *loop);
 void fl_io_close(fl_loop *loop);
 int fl_io_traverse(fl_loop *loop, visitproc visit, void *arg);
 int fl_io_flush(fl_loop *loop);
-int fl_io_dispatch(fl_loop *loop, int n, int phase);
+/* fileops.c */
+PyObject *fl_sendfile(PyObject *mod, PyObject *const *args, Py_ssize_t nargs);
+PyObject *fl_stat(PyObject *mod, PyObject *path);
+PyObject *fl_unlink(PyObject *mod, PyObject *path);
+
+int fl_io_queue(fl_loop *loop);
+int fl_io_run(fl_loop *loop);
 int fl_io_start(fl_loop *loop, fl_io *io, unsigned mask);
 void fl_io_stop(fl_loop *loop, fl_io *io);
 void fl_io_pause(fl_loop *loop, fl_io *io);

@@ -504,47 +504,57 @@ dispatch_io(fl_loop *loop, fl_io *io, unsigned mask)
     return rc;
 }
 
-/* Dispatches the poll results in two phases, so that the order is
+/* The poll results are dispatched in two phases, so that the order is
  * asyncio's (_run_once: the callbacks already queued run before the I/O
- * callbacks of this poll): phase 0 drains the wake-up fd and queues the
- * handles of user watchers; phase 1, run after the previously queued
+ * callbacks of this poll): fl_io_queue drains the wake-up fd and queues the
+ * handles of user watchers; fl_io_run, after the previously queued
  * callbacks, calls the C watchers (transports). Each event is checked
  * against the slot's current generation and wanted mask at that time. */
 int
-fl_io_dispatch(fl_loop *loop, int n, int phase)
+fl_io_queue(fl_loop *loop)
 {
     int i;
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < loop->nevents; i++) {
         fl_event *e = &loop->events[i];
-        fl_fd *s;
         if (e->fd == loop->wakefd) {
-            if (phase == 0) {
-                fl_wakeup_drain(loop);
-            }
+            fl_wakeup_drain(loop);
             continue;
         }
-        if (e->fd < 0 || e->fd >= loop->nfds) {
-            continue;
-        }
-        s = &loop->fds[e->fd];
-        if (s->gen != e->gen) {
-            continue; /* stale: the fd left the poller in this batch */
-        }
-        if (s->io != NULL) {
-            unsigned m = e->mask & s->io->wanted;
-            if (phase == 1 && m && dispatch_io(loop, s->io, m) < 0) {
-                return -1;
-            }
-            continue;
-        }
-        if (phase == 1) {
+        if (e->fd < 0 || e->fd >= loop->nfds ||
+            loop->fds[e->fd].gen != e->gen || loop->fds[e->fd].io != NULL)
+        {
             continue;
         }
         if ((e->mask & FL_READ) && queue_user(loop, e->fd, FL_READ) < 0) {
             return -1;
         }
         if ((e->mask & FL_WRITE) && queue_user(loop, e->fd, FL_WRITE) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Calls the C watchers of the events from loop->io_next on. io_next moves
+ * past each event before its callback runs: if one raises (SystemExit,
+ * KeyboardInterrupt), the rest stay pending for the next iteration. */
+int
+fl_io_run(fl_loop *loop)
+{
+    while (loop->io_next < loop->nevents && !loop->closed) {
+        fl_event *e = &loop->events[loop->io_next++];
+        fl_fd *s;
+        unsigned m;
+        if (e->fd < 0 || e->fd >= loop->nfds || e->fd == loop->wakefd) {
+            continue;
+        }
+        s = &loop->fds[e->fd];
+        if (s->gen != e->gen || s->io == NULL) {
+            continue; /* stale, or a user watcher (queued by fl_io_queue) */
+        }
+        m = e->mask & s->io->wanted;
+        if (m && dispatch_io(loop, s->io, m) < 0) {
             return -1;
         }
     }

@@ -25,6 +25,55 @@ fl_time(void)
 
 static void loop_dealloc(PyObject *self);
 
+/* Is time() replaced by the loop's class (a subclass's time(), a patched
+ * class attribute)? Checked when the loop is made and when a run starts;
+ * an instance attribute is noticed as it is set (loop_setattro). */
+static void
+check_time_type(fl_loop *self)
+{
+    self->time_type = _PyType_Lookup(Py_TYPE(self), self->state->str_time) !=
+                      self->state->loop_time;
+}
+
+/* The loop's clock for timers, as asyncio's call_later and _run_once read
+ * self.time(): *t (the monotonic clock, already read) unless time() is
+ * replaced -- mock.patch.object(loop, "time") to move time in a test, a
+ * subclass with a virtual clock -- in which case its result. */
+static int
+clock_now(fl_loop *self, double *t)
+{
+    PyObject *r;
+    double v;
+
+    if (!self->time_attr && !self->time_type) {
+        return 0;
+    }
+    r = PyObject_CallMethodNoArgs((PyObject *)self, self->state->str_time);
+    if (r == NULL) {
+        return -1;
+    }
+    v = PyFloat_AsDouble(r);
+    Py_DECREF(r);
+    if (v == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    *t = v;
+    return 0;
+}
+
+static int
+loop_setattro(PyObject *self, PyObject *name, PyObject *value)
+{
+    int rc = PyObject_GenericSetAttr(self, name, value);
+
+    if (rc == 0 && PyUnicode_Check(name) &&
+        PyUnicode_CompareWithASCIIString(name, "time") == 0)
+    {
+        ((fl_loop *)self)->time_attr = value != NULL;
+    }
+    return rc;
+}
+
 /* True for instances of any fastloop Loop type (from any module instance)
  * and of their subclasses. */
 int
@@ -375,7 +424,7 @@ loop_call_later(fl_loop *self, PyObject *const *args, size_t nargsf,
                 PyObject *kwnames)
 {
     fl_bound b;
-    double delay;
+    double delay, now;
 
     if (fl_bind(self->state, args, PyVectorcall_NARGS(nargsf), kwnames,
                 names_delay, 2, 1, &b, "call_later") < 0)
@@ -389,7 +438,11 @@ loop_call_later(fl_loop *self, PyObject *const *args, size_t nargsf,
     if (to_seconds(b.p[0], &delay, "delay") < 0) {
         return NULL;
     }
-    return make_timer(self, fl_time() + delay, NULL, &b, "call_later");
+    now = fl_time();
+    if (clock_now(self, &now) < 0) {
+        return NULL;
+    }
+    return make_timer(self, now + delay, NULL, &b, "call_later");
 }
 
 static PyObject *
@@ -437,18 +490,24 @@ fl_loop_call_soon_handle(fl_loop *loop, PyObject *handle)
 /* The run loop                                                        */
 
 /* asyncio's _run_once timeout: 0 when there is work, the earliest timer's
- * distance, or forever. */
-static int64_t
-poll_timeout(fl_loop *self, double now)
+ * distance, or forever (-1). `now` is the monotonic clock; the distance is
+ * measured with clock_now, as asyncio's with self.time(). */
+static int
+poll_timeout(fl_loop *self, double now, int64_t *timeout)
 {
     PyObject *first;
     double dt;
 
+    *timeout = 0;
     if (self->ready.len || self->stopping) {
         return 0;
     }
     first = fl_heap_peek(&self->timers);
     if (first == NULL) {
+        *timeout = -1;
+        return 0;
+    }
+    if (clock_now(self, &now) < 0) {
         return -1;
     }
     dt = fl_timer_x(first)->when - now;
@@ -456,10 +515,13 @@ poll_timeout(fl_loop *self, double now)
         return 0;
     }
     if (dt * 1e9 >= (double)MAX_TIMEOUT_NS) {
-        return MAX_TIMEOUT_NS;
+        *timeout = MAX_TIMEOUT_NS;
     }
-    /* Round up: waking a nanosecond early would spin once more. */
-    return (int64_t)ceil(dt * 1e9);
+    else {
+        /* Round up: waking a nanosecond early would spin once more. */
+        *timeout = (int64_t)ceil(dt * 1e9);
+    }
+    return 0;
 }
 
 /* Polls (or skips the poll). `now` is the loop time at the start of the
@@ -470,7 +532,7 @@ poll_io(fl_loop *self, int64_t timeout, double now, double *after)
     int n;
 
     *after = now;
-    self->nevents = 0;
+    self->nevents = self->io_next = 0;
     if (timeout != 0) {
         /* About to sleep: unused free-list memory goes back (handle.c). */
         timeout = fl_handle_freelist_idle(self, now, timeout);
@@ -518,7 +580,7 @@ poll_io(fl_loop *self, int64_t timeout, double now, double *after)
     }
     self->nevents = n;
     self->stats.io_events += (uint64_t)n;
-    return fl_io_dispatch(self, n, 0);
+    return fl_io_queue(self);
 }
 
 /* Timer lag: how late (seconds) a due timer was collected. */
@@ -575,9 +637,10 @@ run_timed(fl_loop *self, PyObject *h)
 
 /* Runs up to n handles from the front of the ready queue. The phase's
  * first handle is kept (stats.first_handle) until a second one runs or the
- * phase ends: a slow phase of one handle is that handle's doing. */
+ * phase ends: a slow phase of one handle is that handle's doing. If one
+ * raises, *left is set to how many of the n are still queued. */
 static int
-run_ready(fl_loop *self, Py_ssize_t n)
+run_ready(fl_loop *self, Py_ssize_t n, Py_ssize_t *left)
 {
     fl_stats *s = &self->stats;
     Py_ssize_t i;
@@ -613,6 +676,7 @@ run_ready(fl_loop *self, Py_ssize_t n)
             Py_DECREF(h);
         }
         if (rc < 0) {
+            *left = n - i - 1;
             return -1;
         }
     }
@@ -646,41 +710,43 @@ end_phase(fl_loop *self, double start, double now)
     Py_CLEAR(s->first_handle);
 }
 
-/* One iteration, as asyncio's BaseEventLoop._run_once: poll, collect due
- * timers, then run exactly the callbacks that are ready now — first those
- * queued before the poll, then the I/O callbacks (C transports), then the
- * handles of user watchers and the due timers. */
-/* The callback phase of an iteration: the callbacks queued before the
- * poll, the C watchers' callbacks, the rest. With set_io_first(True) the C
- * watchers' callbacks come first (libuv's order, as uvloop), except in the
- * first iteration of a run: what was queued while the loop was not running
- * runs before the I/O that arrived meanwhile, as on uvloop too. */
+/* The callback phase of an iteration, as asyncio's BaseEventLoop._run_once
+ * runs exactly the callbacks that are ready after its poll: first those
+ * queued before the poll (nold of them), then the C watchers' callbacks
+ * (transports, fl_io_run), then the rest (user watchers' handles, due
+ * timers). With set_io_first(True) the C watchers' callbacks come first
+ * (libuv's order, as uvloop), except in the first iteration of a run: what
+ * was queued while the loop was not running runs before the I/O that
+ * arrived meanwhile, as on uvloop too.
+ *
+ * A callback that raises (KeyboardInterrupt, SystemExit) ends the phase;
+ * the handles not run stay queued as in asyncio, and C watchers' events
+ * not dispatched yet stay pending with io_pending_at = the handles queued
+ * ahead of them, so that the next iteration finishes this one in order. */
 static inline int
 run_phase(fl_loop *self, Py_ssize_t nold)
 {
-    Py_ssize_t ntodo = self->ready.len;
+    Py_ssize_t ntodo = self->ready.len, left = 0;
 
     if (nold > ntodo) {
         nold = ntodo;
     }
+    self->io_pending_at = 0;
     if (self->io_first_now) {
-        if (self->nevents && !self->closed &&
-            fl_io_dispatch(self, self->nevents, 1) < 0)
-        {
+        if (fl_io_run(self) < 0) {
             return -1;
         }
-        return run_ready(self, ntodo);
+        return run_ready(self, ntodo, &left);
     }
     self->io_first_now = self->io_first;
-    if (run_ready(self, nold) < 0) {
+    if (run_ready(self, nold, &left) < 0) {
+        self->io_pending_at = left;
         return -1;
     }
-    if (self->nevents && !self->closed &&
-        fl_io_dispatch(self, self->nevents, 1) < 0)
-    {
+    if (fl_io_run(self) < 0) {
         return -1;
     }
-    return run_ready(self, ntodo - nold);
+    return run_ready(self, ntodo - nold, &left);
 }
 
 /* `*now` is the loop time at the start of the iteration (the previous
@@ -690,13 +756,31 @@ run_once(fl_loop *self, double *now)
 {
     fl_stats *s = &self->stats;
     Py_ssize_t nold = self->ready.len;
-    double t0 = *now, t1;
+    double t0 = *now, t1 = *now;
     int rc, outer = ++s->depth == 1;
 
     self->n_iterations++;
-    rc = poll_io(self, poll_timeout(self, t0), t0, &t1);
-    if (rc == 0) {
-        rc = collect_timers(self, t1);
+    if (self->io_next < self->nevents) {
+        /* The last iteration was interrupted before all of its I/O
+         * callbacks ran (run_phase): finish it, without a poll. */
+        nold = self->io_pending_at;
+        t1 = t0;
+        rc = 0;
+    }
+    else {
+        int64_t timeout;
+        double at; /* the timers' clock (clock_now) */
+        rc = poll_timeout(self, t0, &timeout);
+        if (rc == 0) {
+            rc = poll_io(self, timeout, t0, &t1);
+        }
+        at = t1;
+        if (rc == 0 && (rc = clock_now(self, &at)) == 0) {
+            rc = collect_timers(self, at);
+        }
+        if (rc < 0) {
+            self->nevents = 0; /* the next poll reports them again */
+        }
     }
     if (outer) {
         s->poll_time += t1 - t0;
@@ -779,6 +863,7 @@ loop_run(fl_loop *self, PyObject *unused)
      * must see what is already pending, as with asyncio. */
     self->polls_skipped = POLL_EVERY;
     self->io_first_now = 0;
+    check_time_type(self);
     now = fl_time();
     for (;;) {
         rc = run_once(self, &now);
@@ -897,6 +982,7 @@ static void
 close_core(fl_loop *self)
 {
     self->closed = 1;
+    self->nevents = self->io_next = 0;
     fl_ready_clear(&self->ready);
     fl_heap_clear(&self->timers);
     fl_handle_freelist_clear(self);
@@ -1384,6 +1470,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                 ? (double)res.tv_sec + (double)res.tv_nsec * 1e-9
                 : 1e-9;
     }
+    check_time_type(self);
     fl_stats_init(self);
     fl_handle_freelist_init(self);
     if (fl_io_init(self) < 0 || fl_wakeup_init(self) < 0) {
@@ -1455,6 +1542,7 @@ static PyMemberDef loop_members[] = {
 static PyType_Slot loop_slots[] = {
     {Py_tp_new, loop_new},
     {Py_tp_dealloc, loop_dealloc},
+    {Py_tp_setattro, loop_setattro},
     {Py_tp_traverse, loop_traverse},
     {Py_tp_clear, loop_clear},
     {Py_tp_methods, loop_methods},

@@ -66,7 +66,8 @@ module_exec(PyObject *mod)
         intern(&st->str_name, "name") < 0 ||
         intern(&st->str_fileno, "fileno") < 0 ||
         intern(&st->str_callback_error, "_fl_callback_error") < 0 ||
-        intern(&st->str_slow_callback, "_fl_slow_callback") < 0)
+        intern(&st->str_slow_callback, "_fl_slow_callback") < 0 ||
+        intern(&st->str_time, "time") < 0)
     {
         return -1;
     }
@@ -88,6 +89,12 @@ module_exec(PyObject *mod)
         Py_DECREF(st->LoopType);
         return -1;
     }
+    st->loop_time = _PyType_Lookup(st->LoopType, st->str_time);
+    if (st->loop_time == NULL) {
+        PyErr_SetString(PyExc_SystemError, "Loop.time is missing");
+        return -1;
+    }
+    Py_INCREF(st->loop_time);
     if (fl_stream_init_type(mod, st) < 0 ||
         fl_listener_init_type(mod, st) < 0 ||
         fl_udp_init_type(mod, st) < 0 ||
@@ -116,6 +123,7 @@ module_traverse(PyObject *mod, visitproc visit, void *arg)
     fl_state *st = get_state(mod);
 
     Py_VISIT(st->LoopType);
+    Py_VISIT(st->loop_time);
     Py_VISIT(st->HandleType);
     Py_VISIT(st->TimerHandleType);
     Py_VISIT(st->aio_Future);
@@ -158,6 +166,8 @@ module_clear(PyObject *mod)
     Py_CLEAR(st->str_fileno);
     Py_CLEAR(st->str_callback_error);
     Py_CLEAR(st->str_slow_callback);
+    Py_CLEAR(st->str_time);
+    Py_CLEAR(st->loop_time);
     Py_CLEAR(st->StreamTransportType);
     Py_CLEAR(st->ListenerType);
     Py_CLEAR(st->aio_Transport);
@@ -191,6 +201,15 @@ static PyMethodDef module_methods[] = {
      "_streams_adopt_reader($module, reader, /)\n--\n\n"
      "Moves an asyncio.StreamReader to fastloop's C subclass when native "
      "streams\nare on; returns whether the reader is native now."},
+    {"_sendfile", (PyCFunction)(void (*)(void))fl_sendfile, METH_FASTCALL,
+     "_sendfile($module, out_fd, in_fd, offset, count, /)\n--\n\n"
+     "os.sendfile() for the loop's own transfers (fileops.c)."},
+    {"_stat", (PyCFunction)fl_stat, METH_O,
+     "_stat($module, path, /)\n--\n\n"
+     "(st_mode, st_ino) of os.stat(path), for the loop's own use."},
+    {"_unlink", (PyCFunction)fl_unlink, METH_O,
+     "_unlink($module, path, /)\n--\n\n"
+     "os.unlink(path), for the loop's own use."},
     {NULL, NULL, 0, NULL},
 };
 

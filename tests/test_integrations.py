@@ -982,3 +982,91 @@ def test_tls_server_port_probe_is_silent(loop, loop_kind, certs, request):  # no
 
     loop.run_until_complete(asyncio.wait_for(main(), 10))
     assert [c["message"] for c in errors] == []
+
+
+# -- blockbuster: blocking-call detection in tests ---------------------------
+# blockbuster (used autouse by aiohttp's own test suite, among others) patches
+# os/socket/io functions and raises BlockingError when one is called while a
+# loop runs, except from call sites it knows, asyncio's among them. What
+# asyncio may do without being flagged, fastloop may too. Files are written
+# and opened before the loop runs: that is the test's own blocking I/O.
+
+BB_SIZE = 300_000
+
+
+async def _bb_sendfile(loop, f, data, tmp):
+    got = bytearray()
+    done = loop.create_future()
+
+    class Sink(asyncio.Protocol):
+        def data_received(self, chunk):
+            got.extend(chunk)
+            if len(got) >= len(data) and not done.done():
+                done.set_result(None)
+
+    srv = await loop.create_server(Sink, "127.0.0.1", 0)
+    tr, _ = await loop.create_connection(
+        asyncio.Protocol, "127.0.0.1", srv.sockets[0].getsockname()[1])
+    try:
+        assert await loop.sendfile(tr, f) == len(data)
+        await asyncio.wait_for(done, 10)
+    finally:
+        tr.close()
+        srv.close()
+        await srv.wait_closed()
+    assert bytes(got) == data
+
+
+async def _bb_sock_sendfile(loop, f, data, tmp):
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    got = bytearray()
+
+    async def receive():
+        while len(got) < len(data):
+            got.extend(await loop.sock_recv(b, 65536))
+
+    try:
+        sent, _ = await asyncio.gather(loop.sock_sendfile(a, f), receive())
+        assert sent == len(data)
+    finally:
+        a.close()
+        b.close()
+    assert bytes(got) == data
+
+
+async def _bb_unix_server(loop, f, data, tmp):
+    path = os.path.join(tmp, "s.sock")
+    srv = await loop.create_unix_server(asyncio.Protocol, path)
+    tr, _ = await loop.create_unix_connection(asyncio.Protocol, path)
+    tr.close()
+    srv.close()
+    await srv.wait_closed()
+
+
+async def _bb_subprocess(loop, f, data, tmp):
+    p = await asyncio.create_subprocess_exec(
+        PY, "-c", "print('x')", stdout=subprocess.PIPE)
+    assert (await p.communicate())[0].strip() == b"x"
+    p = await asyncio.create_subprocess_shell(
+        "echo y", stdout=subprocess.PIPE)
+    assert (await p.communicate())[0].strip() == b"y"
+
+
+@pytest.mark.parametrize("scenario", [
+    _bb_sendfile, _bb_sock_sendfile, _bb_unix_server, _bb_subprocess,
+], ids=lambda f: f.__name__[4:])
+def test_blockbuster_sees_no_blocking_call(loop, tmp_path, scenario):
+    bb_mod = need("blockbuster")
+    data = os.urandom(BB_SIZE)
+    path = tmp_path / "payload.bin"
+    path.write_bytes(data)
+    bb = bb_mod.BlockBuster()
+    with open(path, "rb") as f:
+        bb.activate()
+        try:
+            loop.run_until_complete(asyncio.wait_for(
+                scenario(loop, f, data, str(tmp_path)), 30))
+        finally:
+            bb.deactivate()

@@ -150,3 +150,90 @@ def test_first_iteration_of_a_run_keeps_queued_callbacks_first(loop, io_first):
         sender.close()
         tr.close()
         loop.run_until_complete(asyncio.sleep(0))
+
+
+# A callback raising SystemExit or KeyboardInterrupt ends run_forever()
+# mid-iteration (aiohttp's run_app stops on KeyboardInterrupt from a
+# callback); other exceptions go to the exception handler.
+Interrupt = SystemExit
+
+
+def _raise_interrupt():
+    raise Interrupt
+
+
+def _interrupted_iteration(loop, raise_in_data):
+    """Two transports with data waiting and a callback queued before the
+    poll; a callback of that iteration raises. Returns what ran, in order,
+    when the loop runs again with a callback queued after the interruption:
+    the I/O callbacks of the interrupted iteration come before it."""
+    out = []
+    raised = []
+
+    class Rec(asyncio.Protocol):
+        def __init__(self, name):
+            self.name = name
+
+        def data_received(self, data):
+            out.append(self.name)
+            if raise_in_data and not raised:
+                raised.append(self.name)
+                raise Interrupt
+
+    pairs = []
+
+    async def setup():
+        for name in ("t1", "t2"):
+            a, b = socket.socketpair()
+            tr, _ = await loop.create_unix_connection(
+                lambda name=name: Rec(name), sock=a)
+            pairs.append((tr, b))
+        await asyncio.sleep(0.01)
+
+    loop.run_until_complete(setup())
+    try:
+        for _, peer in pairs:
+            peer.sendall(b"x")
+        if not raise_in_data:
+            loop.call_soon(_raise_interrupt)
+        with pytest.raises(Interrupt):
+            loop.run_forever()
+        out.append("|")
+        loop.call_soon(out.append, "after")
+        loop.run_until_complete(asyncio.sleep(0.01))
+    finally:
+        for tr, peer in pairs:
+            tr.close()
+            peer.close()
+        loop.run_until_complete(asyncio.sleep(0))
+    return out
+
+
+@pytest.mark.parametrize("io_first", [False, True])
+def test_io_of_an_interrupted_iteration_runs_before_later_callbacks(
+        loop, io_first):
+    # A callback queued before the poll raises: the poll's I/O callbacks
+    # are still due before anything queued afterwards (asyncio keeps them
+    # in _ready).
+    if isinstance(loop, fastloop.Loop):
+        loop.set_io_first(io_first)
+    elif io_first:
+        pytest.skip("fastloop-specific behaviour")
+    out = _interrupted_iteration(loop, raise_in_data=False)
+    assert out[0] == "|" and sorted(out[1:3]) == ["t1", "t2"], out
+    assert out[3:] == ["after"], out
+
+
+@pytest.mark.parametrize("io_first", [False, True])
+def test_io_after_an_interrupting_io_callback_runs_before_later_callbacks(
+        loop, io_first):
+    # data_received of one transport raises: the other transport's event of
+    # the same poll is delivered before callbacks queued afterwards.
+    if isinstance(loop, fastloop.Loop):
+        loop.set_io_first(io_first)
+    elif io_first:
+        pytest.skip("fastloop-specific behaviour")
+    out = _interrupted_iteration(loop, raise_in_data=True)
+    assert len(out) == 4 and out[1] == "|", out
+    assert sorted([out[0], out[2]]) == ["t1", "t2"], out
+    assert out[3] == "after", out

@@ -675,3 +675,48 @@ def test_write_limits_low_overflow_fastloop(loop, fastloop_only, kind):
         for f in reversed(stack):
             f()
         run_once(loop)
+
+
+def test_fileops_helpers_bad_input():
+    # The C helpers behind sendfile() and Unix server sockets (fileops.c)
+    # raise what os.sendfile/os.stat/os.unlink raise.
+    from fastloop import _core
+
+    for bad in (None, 1.5, object()):
+        with pytest.raises(TypeError):
+            _core._stat(bad)
+        with pytest.raises(TypeError):
+            _core._unlink(bad)
+        with pytest.raises(TypeError):
+            _core._sendfile(bad, 0, 0, 1)
+    with pytest.raises(TypeError):
+        _core._sendfile(1, 2, 3)
+    with pytest.raises(ValueError):
+        _core._sendfile(-1, 0, 0, 1)
+    with pytest.raises(ValueError):
+        _core._sendfile(1, 0, -5, 1)
+    with tempfile.TemporaryDirectory() as d:
+        missing = os.path.join(d, "missing")
+        with pytest.raises(FileNotFoundError) as ei:
+            _core._stat(missing)
+        assert ei.value.filename == missing
+        with pytest.raises(FileNotFoundError):
+            _core._unlink(missing)
+        path = os.path.join(d, "f")
+        with open(path, "wb") as f:
+            f.write(b"abcdef")
+        st = os.stat(path)
+        assert _core._stat(path) == (st.st_mode, st.st_ino)
+        assert _core._stat(os.fsencode(path)) == (st.st_mode, st.st_ino)
+        r, w = os.pipe()
+        try:
+            with open(path, "rb") as f:
+                assert _core._sendfile(w, f.fileno(), 2, 100) == 4
+                assert os.read(r, 100) == b"cdef"
+                with pytest.raises(OSError):  # EBADF, as os.sendfile
+                    _core._sendfile(r, f.fileno(), 0, 1)
+        finally:
+            os.close(r)
+            os.close(w)
+        _core._unlink(path)
+        assert not os.path.exists(path)

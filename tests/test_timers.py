@@ -771,3 +771,87 @@ def test_cancel_all_timers_then_idle_loop_wakes_for_new_one(loop):
     loop.run_forever()
     assert out == ["new"]
     assert pending_timers(loop) == 0
+
+
+# -- a replaced loop.time() -------------------------------------------------
+# asyncio reads its clock through self.time() (call_later, and _run_once to
+# find the due timers), so tests move time by patching loop.time (aiohttp's
+# test_keepalive_expires_on_time) and subclasses run on a virtual clock.
+
+def test_patched_time_moves_timers(loop):
+    from unittest import mock
+
+    fired = []
+    now = loop.time()
+    with mock.patch.object(loop, "time") as fake:
+        fake.return_value = now
+        h = loop.call_later(3600, fired.append, "late")
+        assert h.when() == now + 3600  # relative to the patched clock
+        run_once(loop)
+        assert fired == []
+        fake.return_value = now + 3600  # exactly due
+        run_once(loop)
+        assert fired == ["late"]
+    # Unpatched: the real clock again (the hour has not passed).
+    loop.call_later(3600, fired.append, "real")
+    loop.call_later(0, fired.append, "now")
+    run(loop, asyncio.sleep(0.01))
+    assert fired == ["late", "now"]
+
+
+def test_subclass_time_is_the_loop_clock(loop_kind):
+    import fastloop
+
+    base = fastloop.Loop if loop_kind == "fastloop" else \
+        asyncio.SelectorEventLoop
+
+    class Virtual(base):
+        offset = 0.0
+
+        def time(self):
+            return super().time() + self.offset
+
+    lp = Virtual()
+    try:
+        fired = []
+        lp.call_later(1000, fired.append, 1)
+        run_once(lp)
+        assert fired == []
+        lp.offset = 1000
+        lp.call_later(0, fired.append, 0)
+        run_once(lp)
+        assert fired == [1, 0]
+
+        async def sleeper():
+            t0 = lp.time()
+            waiter = asyncio.ensure_future(asyncio.sleep(500))
+            await asyncio.sleep(0)
+            lp.offset += 500  # asyncio.sleep(500) is due now
+            await waiter
+            return lp.time() - t0
+
+        # (not under wait_for: its deadline would move with the clock too)
+        assert lp.run_until_complete(sleeper()) >= 500
+    finally:
+        lp.close()
+
+
+def test_time_raising_propagates_from_run(loop):
+    # asyncio's _run_once calls self.time(); its exception ends the run.
+    class Boom(Exception):
+        pass
+
+    def bad_time():
+        raise Boom
+
+    loop.call_later(0.001, noop)
+    loop.time = bad_time
+    try:
+        with pytest.raises(Boom):
+            run_once(loop)
+        with pytest.raises(Boom):
+            loop.call_later(1, noop)
+    finally:
+        del loop.time
+    loop.run_forever()  # runs the stop() queued by run_once, still pending
+    run(loop, asyncio.sleep(0.01))  # usable again

@@ -322,6 +322,19 @@ int fl_io_init(fl_loop *loop);
 void fl_io_close(fl_loop *loop);
 int fl_io_traverse(fl_loop *loop, visitproc visit, void *arg);
 int fl_io_flush(fl_loop *loop);
+/* Non-blocking polls: while callbacks are queued the loop polls at least
+ * every FL_POLL_EVERY iterations (or 0.5 ms, loop.c), not on each. */
+#define FL_POLL_EVERY 16
+
+/* The loop wrote to, shut down or closed a descriptor: a peer in this
+ * process (a client and its server on one loop) may have I/O ready now, so
+ * the next iteration polls, as asyncio's always does. */
+static inline void
+fl_loop_touch(fl_loop *loop)
+{
+    loop->polls_skipped = FL_POLL_EVERY;
+}
+
 /* fileops.c */
 PyObject *fl_sendfile(PyObject *mod, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fl_stat(PyObject *mod, PyObject *path);

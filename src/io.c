@@ -454,6 +454,7 @@ fl_io_pause(fl_loop *loop, fl_io *io)
 void
 fl_io_stop(fl_loop *loop, fl_io *io)
 {
+    fl_loop_touch(loop); /* usually the fd closes next */
     if (!attached(loop, io)) {
         io->wanted = 0;
         release_owner(io);

@@ -11,7 +11,6 @@
 /* asyncio's MAXIMUM_SELECT_TIMEOUT: never block longer than a day. */
 #define MAX_TIMEOUT_NS (24LL * 3600 * 1000000000LL)
 /* Busy-loop I/O polling bounds, see poll_io(). */
-#define POLL_EVERY 16
 #define POLL_INTERVAL 0.0005
 
 double
@@ -546,9 +545,9 @@ poll_io(fl_loop *self, int64_t timeout, double now, double *after)
     if (timeout == 0 && self->ready.len) {
         /* Callbacks are waiting: a non-blocking poll costs a syscall per
          * iteration, which dominates short callback chains (sleep(0),
-         * future ping-pong). Poll at least every POLL_EVERY iterations or
+         * future ping-pong). Poll at least every FL_POLL_EVERY iterations or
          * POLL_INTERVAL seconds, so I/O is never held back for long. */
-        if (self->polls_skipped < POLL_EVERY &&
+        if (self->polls_skipped < FL_POLL_EVERY &&
             now - self->last_poll < POLL_INTERVAL)
         {
             self->polls_skipped++;
@@ -861,7 +860,7 @@ loop_run(fl_loop *self, PyObject *unused)
     /* The first iteration of a run always polls I/O: "run the loop once"
      * (run_until_complete of a done future, stop() before run_forever)
      * must see what is already pending, as with asyncio. */
-    self->polls_skipped = POLL_EVERY;
+    self->polls_skipped = FL_POLL_EVERY;
     self->io_first_now = 0;
     check_time_type(self);
     now = fl_time();

@@ -532,6 +532,7 @@ write_ready(fl_pipe *self)
     if (self->wbuf.len == 0) {
         return update_io(B(self));
     }
+    fl_loop_touch(self->base.loop);
     n = fl_wbuf_write(&self->wbuf, self->base.io.fd, 0);
     if (n == -EAGAIN || n == -EWOULDBLOCK) {
         return 0;
@@ -733,6 +734,7 @@ pipe_write(fl_pipe *self, PyObject *data)
     }
     if (self->wbuf.len == 0) {
         /* Nothing queued: try to write right away. */
+        fl_loop_touch(self->base.loop);
         do {
             n = write(self->base.io.fd, view.buf, (size_t)view.len);
         } while (n < 0 && errno == EINTR);

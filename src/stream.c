@@ -499,6 +499,7 @@ on_writable(fl_stream *self)
     if (self->base.conn_lost || self->wbuf.len == 0) {
         return update_io(B(self));
     }
+    fl_loop_touch(self->base.loop);
     n = fl_wbuf_write(&self->wbuf, self->base.io.fd, 1);
     if (n == -EAGAIN || n == -EWOULDBLOCK) {
         return 0;
@@ -538,6 +539,7 @@ on_writable(fl_stream *self)
             Py_XDECREF(r);
         }
         else if (self->eof) {
+            fl_loop_touch(self->base.loop);
             shutdown(self->base.io.fd, SHUT_WR);
         }
     }
@@ -619,6 +621,7 @@ stream_write(fl_stream *self, PyObject *data)
     }
     if (self->wbuf.len == 0) {
         /* Nothing queued: try to send right away. */
+        fl_loop_touch(self->base.loop);
         do {
             n = send(self->base.io.fd, view.buf, (size_t)view.len,
                      MSG_NOSIGNAL);
@@ -756,7 +759,9 @@ stream_writelines(fl_stream *self, PyObject *lines)
         return NULL;
     }
     if (was_empty && self->wbuf.len) {
-        ssize_t n = fl_wbuf_write(&self->wbuf, self->base.io.fd, 1);
+        ssize_t n;
+        fl_loop_touch(self->base.loop);
+        n = fl_wbuf_write(&self->wbuf, self->base.io.fd, 1);
         if (n >= 0) {
             fl_wbuf_consume(&self->wbuf, n);
         }
@@ -787,6 +792,7 @@ stream_write_eof(fl_stream *self, PyObject *unused)
         Py_RETURN_NONE;
     }
     self->eof = 1;
+    fl_loop_touch(self->base.loop);
     if (self->wbuf.len == 0 && !self->base.fd_closed &&
         shutdown(self->base.io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
     {

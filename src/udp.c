@@ -251,6 +251,7 @@ send_one(fl_udp *self, PyObject *obj, const void *buf, size_t len,
 {
     ssize_t n;
 
+    fl_loop_touch(self->base.loop);
     if (!self->connected && salen == 0) {
         /* The socket module converts (and validates) the address. */
         PyObject *r = PyObject_CallMethod(self->sock, "sendto", "OO", obj,

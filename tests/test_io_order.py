@@ -237,3 +237,67 @@ def test_io_after_an_interrupting_io_callback_runs_before_later_callbacks(
     assert len(out) == 4 and out[1] == "|", out
     assert sorted([out[0], out[2]]) == ["t1", "t2"], out
     assert out[3] == "after", out
+
+
+def _ticks_before_peer_sees(loop, action):
+    """A client and a server end on one loop; a callback writes or closes
+    on one end and starts a chain of callbacks, one per iteration (so the
+    ready queue is never empty). Returns how many ticks ran before the
+    other end saw the data or EOF: asyncio polls on every iteration, so
+    that is the iteration in which the loop could first have seen it."""
+    out = []
+    if isinstance(loop, fastloop.Loop):
+        loop.set_io_first(False)  # whatever FASTLOOP_IO_FIRST says
+
+    class End(asyncio.Protocol):
+        def data_received(self, data):
+            out.append("data")
+
+        def eof_received(self):
+            out.append("eof")
+
+    def tick(n):
+        out.append("tick")
+        if n < 40 and len(out) < 60:
+            loop.call_soon(tick, n + 1)
+
+    async def main():
+        a, b = socket.socketpair()
+        ta, _ = await loop.create_unix_connection(End, sock=a)
+        tb, _ = await loop.create_unix_connection(End, sock=b)
+        await asyncio.sleep(0.01)
+
+        def act():
+            action(ta)
+            loop.call_soon(tick, 0)
+
+        loop.call_soon(act)
+        for _ in range(200):
+            if "data" in out or "eof" in out:
+                break
+            await asyncio.sleep(0.001)
+        ta.close()
+        tb.close()
+        await asyncio.sleep(0)
+
+    run(loop, main())
+    seen = [i for i, x in enumerate(out) if x in ("data", "eof")]
+    assert seen, out
+    return out[:seen[0]].count("tick")
+
+
+def test_peer_sees_a_write_in_the_next_iteration(loop):
+    # The write's iteration queues the first tick; the next iteration polls
+    # (asyncio: always; fastloop: after a write on its transport) and runs
+    # the tick, then the read.
+    assert _ticks_before_peer_sees(loop, lambda tr: tr.write(b"x")) == 1
+
+
+def test_peer_sees_a_close_as_asyncio_does(loop):
+    # close(): connection_lost (and the socket's close) in the next
+    # iteration, the peer's EOF in the one after.
+    assert _ticks_before_peer_sees(loop, lambda tr: tr.close()) == 2
+
+
+def test_peer_sees_write_eof_in_the_next_iteration(loop):
+    assert _ticks_before_peer_sees(loop, lambda tr: tr.write_eof()) == 1

@@ -231,6 +231,7 @@ typedef struct fl_loop {
     char io_first_now; /* io_first, except in a run's first iteration */
     char time_attr; /* an instance attribute replaces time() */
     char time_type; /* the loop's class has another time() */
+    unsigned int time_tag; /* the class's version tag when time_type was set */
     unsigned long thread_id;
     double slow_callback_duration;
     double clock_resolution;

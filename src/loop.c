@@ -25,13 +25,29 @@ fl_time(void)
 static void loop_dealloc(PyObject *self);
 
 /* Is time() replaced by the loop's class (a subclass's time(), a patched
- * class attribute)? Checked when the loop is made and when a run starts;
- * an instance attribute is noticed as it is set (loop_setattro). */
+ * class attribute)? Looked up again whenever the type's version tag (which
+ * CPython changes when the class or a base is modified) is not the one
+ * seen last; an instance attribute is noticed as it is set
+ * (loop_setattro). */
+static inline int
+type_tag_valid(PyTypeObject *t)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return t->tp_version_tag != 0;
+#else
+    return PyType_HasFeature(t, Py_TPFLAGS_VALID_VERSION_TAG);
+#endif
+}
+
 static void
 check_time_type(fl_loop *self)
 {
-    self->time_type = _PyType_Lookup(Py_TYPE(self), self->state->str_time) !=
+    PyTypeObject *t = Py_TYPE(self);
+
+    self->time_type = _PyType_Lookup(t, self->state->str_time) !=
                       self->state->loop_time;
+    /* The lookup assigns a tag if the type had none. */
+    self->time_tag = type_tag_valid(t) ? t->tp_version_tag : 0;
 }
 
 /* The loop's clock for timers, as asyncio's call_later and _run_once read
@@ -43,7 +59,13 @@ clock_now(fl_loop *self, double *t)
 {
     PyObject *r;
     double v;
+    PyTypeObject *tp = Py_TYPE(self);
 
+    if (self->time_tag == 0 || tp->tp_version_tag != self->time_tag ||
+        !type_tag_valid(tp))
+    {
+        check_time_type(self);
+    }
     if (!self->time_attr && !self->time_type) {
         return 0;
     }
@@ -862,7 +884,6 @@ loop_run(fl_loop *self, PyObject *unused)
      * must see what is already pending, as with asyncio. */
     self->polls_skipped = FL_POLL_EVERY;
     self->io_first_now = 0;
-    check_time_type(self);
     now = fl_time();
     for (;;) {
         rc = run_once(self, &now);

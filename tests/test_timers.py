@@ -855,3 +855,36 @@ def test_time_raising_propagates_from_run(loop):
         del loop.time
     loop.run_forever()  # runs the stop() queued by run_once, still pending
     run(loop, asyncio.sleep(0.01))  # usable again
+
+
+def test_class_time_patched_while_running(loop_kind):
+    # The class's time() replaced while the loop runs (mock.patch of the
+    # class attribute): seen from the next iteration on.
+    from unittest import mock
+
+    import fastloop
+
+    base = fastloop.Loop if loop_kind == "fastloop" else \
+        asyncio.SelectorEventLoop
+
+    class Sub(base):
+        pass
+
+    lp = Sub()
+    try:
+        async def main():
+            fired = []
+            lp.call_later(1000, fired.append, "far")
+            await asyncio.sleep(0)
+            real = lp.time()
+            with mock.patch.object(Sub, "time", lambda self: real + 2000):
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                assert fired == ["far"]
+                assert lp.time() == real + 2000
+            assert lp.time() < real + 1000  # the real clock again
+            return fired
+
+        assert lp.run_until_complete(main()) == ["far"]
+    finally:
+        lp.close()

@@ -428,7 +428,9 @@ class _SendfileState:
 
 # -- callbacks registered with add_reader/add_writer ---------------------------
 # Each runs until its future is done; a spurious wake-up (EAGAIN) leaves it
-# registered.
+# registered. After fut.set_exception(exc) each drops its `fut`: exc's
+# traceback holds the callback's frame, whose `fut` would hold exc (a cycle
+# kept until the GC runs; CPython gh-124859).
 
 
 def _recv_ready(fut, sock, n):
@@ -442,6 +444,7 @@ def _recv_ready(fut, sock, n):
         raise
     except BaseException as exc:
         fut.set_exception(exc)
+        fut = None
     else:
         fut.set_result(data)
 
@@ -457,6 +460,7 @@ def _recv_into_ready(fut, sock, buf):
         raise
     except BaseException as exc:
         fut.set_exception(exc)
+        fut = None
     else:
         fut.set_result(nbytes)
 
@@ -472,6 +476,7 @@ def _recvfrom_ready(fut, sock, bufsize):
         raise
     except BaseException as exc:
         fut.set_exception(exc)
+        fut = None
     else:
         fut.set_result(result)
 
@@ -487,6 +492,7 @@ def _recvfrom_into_ready(fut, sock, buf, nbytes):
         raise
     except BaseException as exc:
         fut.set_exception(exc)
+        fut = None
     else:
         fut.set_result(result)
 
@@ -504,6 +510,7 @@ def _sendall_ready(fut, sock, view, pos):
         raise
     except BaseException as exc:
         fut.set_exception(exc)
+        fut = None
         return
     start += n
     if start == len(view):
@@ -523,6 +530,7 @@ def _sendto_ready(fut, sock, data, address):
         raise
     except BaseException as exc:
         fut.set_exception(exc)
+        fut = None
     else:
         fut.set_result(n)
 
@@ -541,6 +549,7 @@ def _connect_ready(fut, sock, address):
         raise
     except BaseException as exc:
         fut.set_exception(exc)
+        fut = None
     else:
         fut.set_result(None)
 
@@ -557,5 +566,6 @@ def _accept_ready(fut, sock):
         raise
     except BaseException as exc:
         fut.set_exception(exc)
+        fut = None
     else:
         fut.set_result((conn, address))

@@ -192,6 +192,8 @@ struct fl_io {
 typedef struct {
     PyObject *reader; /* Handle of add_reader(), or NULL */
     PyObject *writer;
+    PyObject *fileobj; /* what add_reader/add_writer got last (asyncio's
+                          key.fileobj), while either is set */
     fl_io *io;        /* C watcher owning this fd, or NULL */
     uint32_t gen;     /* bumped whenever the fd leaves the poller */
     uint8_t applied;  /* mask the kernel has */

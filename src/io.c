@@ -40,7 +40,8 @@ fl_io_close(fl_loop *loop)
 
     for (fd = 0; fd < loop->nfds; fd++) {
         fl_fd *s = &loop->fds[fd];
-        PyObject *r = s->reader, *w = s->writer, *owner = NULL;
+        PyObject *r = s->reader, *w = s->writer, *f = s->fileobj;
+        PyObject *owner = NULL;
         if (s->io != NULL) {
             if (s->io->ref_held) {
                 owner = s->io->owner;
@@ -48,7 +49,7 @@ fl_io_close(fl_loop *loop)
             }
             s->io->wanted = 0;
         }
-        s->reader = s->writer = NULL;
+        s->reader = s->writer = s->fileobj = NULL;
         s->io = NULL;
         if (s->applied && loop->pfd >= 0) {
             fl_poller_set(loop->pfd, fd, s->gen, s->applied, 0);
@@ -57,6 +58,7 @@ fl_io_close(fl_loop *loop)
         s->gen++;
         Py_XDECREF(r);
         Py_XDECREF(w);
+        Py_XDECREF(f);
         Py_XDECREF(owner);
     }
     loop->nwatched = 0;
@@ -71,6 +73,7 @@ fl_io_traverse(fl_loop *loop, visitproc visit, void *arg)
         fl_fd *s = &loop->fds[fd];
         Py_VISIT(s->reader);
         Py_VISIT(s->writer);
+        Py_VISIT(s->fileobj);
         if (s->io != NULL && s->io->ref_held) {
             Py_VISIT(s->io->owner);
         }
@@ -265,11 +268,35 @@ add_watcher(fl_loop *self, PyObject *const *args, size_t nargsf,
         PyErr_SetFromErrno(PyExc_OSError);
         return NULL;
     }
+    Py_XSETREF(self->fds[fd].fileobj, Py_NewRef(b.p[0]));
     if (old != NULL) {
         cancel_handle(old);
         Py_DECREF(old);
     }
     Py_RETURN_NONE;
+}
+
+/* The fd of a file object passed to remove_reader/remove_writer. As
+ * asyncio's selector (_fileobj_lookup), an object whose fileno() no longer
+ * works -- a socket closed while watched -- is found among the objects
+ * add_reader/add_writer were given. */
+static int
+watched_fd(fl_loop *self, PyObject *fdobj)
+{
+    int fd = fl_fd_from_object(fdobj), i;
+
+    if (fd >= 0 || PyLong_Check(fdobj) ||
+        !PyErr_ExceptionMatches(PyExc_ValueError))
+    {
+        return fd;
+    }
+    for (i = 0; i < self->nfds; i++) {
+        if (self->fds[i].fileobj == fdobj) {
+            PyErr_Clear();
+            return i;
+        }
+    }
+    return -1;
 }
 
 static PyObject *
@@ -278,7 +305,7 @@ remove_watcher(fl_loop *self, PyObject *fdobj, unsigned which)
     PyObject *old, **slotp;
     int fd, rc;
 
-    if ((fd = fl_fd_from_object(fdobj)) < 0 || ensure_no_io(self, fd) < 0) {
+    if ((fd = watched_fd(self, fdobj)) < 0 || ensure_no_io(self, fd) < 0) {
         return NULL;
     }
     if (self->closed || fd >= self->nfds) {
@@ -299,6 +326,9 @@ remove_watcher(fl_loop *self, PyObject *fdobj, unsigned which)
             s->applied = 0;
             s->gen++;
         }
+    }
+    if (self->fds[fd].reader == NULL && self->fds[fd].writer == NULL) {
+        Py_CLEAR(self->fds[fd].fileobj);
     }
     cancel_handle(old);
     Py_DECREF(old);

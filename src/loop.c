@@ -1003,6 +1003,9 @@ close_core(fl_loop *self)
 {
     self->closed = 1;
     self->nevents = self->io_next = 0;
+    /* {"loop": self} is a reference cycle: without it a closed loop goes
+     * as soon as its last reference does, not at the next GC pass. */
+    Py_CLEAR(self->kw_self);
     fl_ready_clear(&self->ready);
     fl_heap_clear(&self->timers);
     fl_handle_freelist_clear(self);

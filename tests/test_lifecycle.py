@@ -773,3 +773,41 @@ def test_run_forever_setup_marks_running(loop):
     assert loop.is_running() is False
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()
+
+
+def test_closed_loop_is_freed_without_the_gc(loop_kind):
+    # No reference cycle through the loop: once closed and dropped it goes
+    # at once, as asyncio's does, not at some later GC pass (anyio's
+    # test_asyncio_run_does_not_leak_event_loop checks right after a
+    # worker thread lets go of it).
+    import gc
+    import weakref
+
+    async def main(lp):
+        await asyncio.sleep(0)
+        fut = lp.create_future()
+        lp.call_soon(fut.set_result, 1)
+        await fut
+        await asyncio.ensure_future(asyncio.sleep(0))
+        await lp.run_in_executor(None, sum, [1])
+        srv = await lp.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        r, w = await asyncio.open_connection(*srv.sockets[0].getsockname())
+        w.close()
+        await w.wait_closed()
+        srv.close()
+        await srv.wait_closed()
+
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        lp = make_loop(loop_kind)
+        lp.run_until_complete(main(lp))
+        lp.run_until_complete(lp.shutdown_default_executor())
+        lp.close()
+        ref = weakref.ref(lp)
+        del lp
+        assert ref() is None
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -796,3 +796,32 @@ def test_many_socketpairs_half_ready(loop):
         for a, b in pairs:
             a.close()
             b.close()
+
+
+def test_remove_watchers_of_a_socket_closed_while_watched(loop):
+    # As asyncio's selector: a file object whose fileno() is -1 now (closed
+    # while watched, as anyio's socket streams do) is found among the
+    # objects add_reader/add_writer got, by identity.
+    a, b = socket.socketpair()
+    try:
+        loop.add_reader(a, lambda: None)
+        a.close()
+        assert loop.remove_writer(a) is False
+        assert loop.remove_reader(a) is True
+        # Gone now: fileno() -1 of an unknown object is an error again.
+        with pytest.raises(ValueError):
+            loop.remove_reader(a)
+        c, d = socket.socketpair()
+        c.close()
+        d.close()
+        with pytest.raises(ValueError):
+            loop.remove_writer(c)
+        # And an fd number of a closed socket is just not watched.
+        e, f = socket.socketpair()
+        loop.add_reader(e.fileno(), lambda: None)
+        fd = e.fileno()
+        e.close()
+        assert loop.remove_reader(fd) is True
+        f.close()
+    finally:
+        b.close()

@@ -50,6 +50,15 @@ def _send_then_queue(loop, peer, out):
     time.sleep(0.002)
 
 
+def use_order(loop, io_first):
+    """Sets fastloop's order (whatever FASTLOOP_IO_FIRST says); the
+    I/O-first order does not exist on asyncio's loop."""
+    if isinstance(loop, fastloop.Loop):
+        loop.set_io_first(io_first)
+    elif io_first:
+        pytest.skip("fastloop-specific behaviour")
+
+
 def _run_order(loop, io_first):
     out = []
 
@@ -124,10 +133,7 @@ def test_first_iteration_of_a_run_keeps_queued_callbacks_first(loop, io_first):
     a datagram sent while the loop is stopped, then run_until_complete() of
     a coroutine that prepares for it. The coroutine's first step was queued
     before the run, so it runs before the datagram is delivered."""
-    if isinstance(loop, fastloop.Loop):
-        loop.set_io_first(io_first)
-    elif io_first:
-        pytest.skip("fastloop-specific behaviour")
+    use_order(loop, io_first)
     out = []
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
@@ -215,10 +221,7 @@ def test_io_of_an_interrupted_iteration_runs_before_later_callbacks(
     # A callback queued before the poll raises: the poll's I/O callbacks
     # are still due before anything queued afterwards (asyncio keeps them
     # in _ready).
-    if isinstance(loop, fastloop.Loop):
-        loop.set_io_first(io_first)
-    elif io_first:
-        pytest.skip("fastloop-specific behaviour")
+    use_order(loop, io_first)
     out = _interrupted_iteration(loop, raise_in_data=False)
     assert out[0] == "|" and sorted(out[1:3]) == ["t1", "t2"], out
     assert out[3:] == ["after"], out
@@ -229,10 +232,7 @@ def test_io_after_an_interrupting_io_callback_runs_before_later_callbacks(
         loop, io_first):
     # data_received of one transport raises: the other transport's event of
     # the same poll is delivered before callbacks queued afterwards.
-    if isinstance(loop, fastloop.Loop):
-        loop.set_io_first(io_first)
-    elif io_first:
-        pytest.skip("fastloop-specific behaviour")
+    use_order(loop, io_first)
     out = _interrupted_iteration(loop, raise_in_data=True)
     assert len(out) == 4 and out[1] == "|", out
     assert sorted([out[0], out[2]]) == ["t1", "t2"], out

@@ -1038,9 +1038,16 @@ async def _bb_sock_sendfile(loop, f, data, tmp):
 
 async def _bb_unix_server(loop, f, data, tmp):
     path = os.path.join(tmp, "s.sock")
-    srv = await loop.create_unix_server(asyncio.Protocol, path)
+    accepted = loop.create_future()
+
+    class Accept(asyncio.Protocol):
+        def connection_made(self, transport):
+            accepted.set_result(transport)
+
+    srv = await loop.create_unix_server(Accept, path)
     tr, _ = await loop.create_unix_connection(asyncio.Protocol, path)
-    tr.close()
+    (await accepted).close()  # before the server closes (asyncio 3.11
+    tr.close()                # fails an assertion on a late accept)
     srv.close()
     await srv.wait_closed()
 

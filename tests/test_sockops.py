@@ -9,6 +9,7 @@ import asyncio
 import errno
 import socket
 import ssl
+import sys
 
 import pytest
 
@@ -723,3 +724,28 @@ def test_sock_recv_on_transport_fd_raises(loop):
         await srv.wait_closed()
 
     run(loop, main())
+
+
+def test_sock_connect_error_frames_drop_the_future(loop, loop_kind):
+    # The refused connect's exception carries the frames it went through;
+    # none may still hold the future it was stored in (that would be a
+    # cycle exc -> traceback -> frame -> future -> exc, freed only by the
+    # GC; CPython gh-124859, anyio's test_happy_eyeballs_refcycles).
+    if loop_kind == "asyncio" and sys.version_info < (3, 10):
+        pytest.skip("asyncio 3.9's _sock_connect_cb keeps its future")
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    sock = socket.socket()
+    sock.setblocking(False)
+    try:
+        with pytest.raises(ConnectionRefusedError) as ei:
+            loop.run_until_complete(loop.sock_connect(sock, ("127.0.0.1", port)))
+    finally:
+        sock.close()
+    tb = ei.value.__traceback__
+    while tb is not None:
+        held = tb.tb_frame.f_locals.get("fut")
+        assert not isinstance(held, asyncio.Future), tb.tb_frame
+        tb = tb.tb_next

@@ -163,6 +163,7 @@ class SockOpsMixin:
         On error nothing tells how much was sent.
         """
         self._fl_check_sock(sock)
+        self._fl_touch()  # the peer may be on this loop: poll next time
         try:
             n = sock.send(data)
         except (BlockingIOError, InterruptedError):
@@ -183,6 +184,7 @@ class SockOpsMixin:
     async def sock_sendto(self, sock, data, address):
         """Send a datagram to ``address``; return the number of bytes sent."""
         self._fl_check_sock(sock)
+        self._fl_touch()
         try:
             return sock.sendto(data, address)
         except (BlockingIOError, InterruptedError):
@@ -208,6 +210,7 @@ class SockOpsMixin:
             )
             address = resolved[0][4]
 
+        self._fl_touch()
         try:
             sock.connect(address)
             return None
@@ -502,6 +505,7 @@ def _sendall_ready(fut, sock, view, pos):
         # Cancelled in a previous iteration.
         return
     start = pos[0]
+    fut.get_loop()._fl_touch()
     try:
         n = sock.send(view[start:])
     except (BlockingIOError, InterruptedError):
@@ -522,6 +526,7 @@ def _sendall_ready(fut, sock, view, pos):
 def _sendto_ready(fut, sock, data, address):
     if fut.done():
         return
+    fut.get_loop()._fl_touch()
     try:
         n = sock.sendto(data, 0, address)
     except (BlockingIOError, InterruptedError):

@@ -904,6 +904,15 @@ loop_run(fl_loop *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* _fl_touch(): the Python sock_* methods sent or connected; see
+ * fl_loop_touch(). */
+static PyObject *
+loop_touch(fl_loop *self, PyObject *unused)
+{
+    fl_loop_touch(self);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 loop_run_once(fl_loop *self, PyObject *unused)
 {
@@ -1434,6 +1443,7 @@ static PyMethodDef loop_methods[] = {
     {"_run", (PyCFunction)loop_run, METH_NOARGS, NULL},
     {"_fl_set_running", (PyCFunction)loop_set_running, METH_O, NULL},
     {"_run_once", (PyCFunction)loop_run_once, METH_NOARGS, NULL},
+    {"_fl_touch", (PyCFunction)loop_touch, METH_NOARGS, NULL},
     {"_close_core", (PyCFunction)loop_close_core, METH_NOARGS, NULL},
     {"_stats", (PyCFunction)loop_stats, METH_NOARGS, NULL},
     {"stats", (PyCFunction)fl_loop_stats, METH_NOARGS,

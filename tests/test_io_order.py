@@ -239,12 +239,14 @@ def test_io_after_an_interrupting_io_callback_runs_before_later_callbacks(
     assert out[3] == "after", out
 
 
-def _ticks_before_peer_sees(loop, action):
+def _ticks_before_peer_sees(loop, action, raw=False):
     """A client and a server end on one loop; a callback writes or closes
     on one end and starts a chain of callbacks, one per iteration (so the
     ready queue is never empty). Returns how many ticks ran before the
     other end saw the data or EOF: asyncio polls on every iteration, so
-    that is the iteration in which the loop could first have seen it."""
+    that is the iteration in which the loop could first have seen it.
+    With raw=True the acting end is a plain non-blocking socket (for the
+    sock_* methods) instead of a transport."""
     out = []
     if isinstance(loop, fastloop.Loop):
         loop.set_io_first(False)  # whatever FASTLOOP_IO_FIRST says
@@ -263,7 +265,11 @@ def _ticks_before_peer_sees(loop, action):
 
     async def main():
         a, b = socket.socketpair()
-        ta, _ = await loop.create_unix_connection(End, sock=a)
+        if raw:
+            a.setblocking(False)
+            ta = a
+        else:
+            ta, _ = await loop.create_unix_connection(End, sock=a)
         tb, _ = await loop.create_unix_connection(End, sock=b)
         await asyncio.sleep(0.01)
 
@@ -301,3 +307,10 @@ def test_peer_sees_a_close_as_asyncio_does(loop):
 
 def test_peer_sees_write_eof_in_the_next_iteration(loop):
     assert _ticks_before_peer_sees(loop, lambda tr: tr.write_eof()) == 1
+
+
+def test_peer_sees_sock_sendall_as_asyncio_does(loop):
+    # The task's first step (next iteration) sends; the one after polls.
+    assert _ticks_before_peer_sees(
+        loop, lambda a: asyncio.ensure_future(loop.sock_sendall(a, b"x")),
+        raw=True) == 2

@@ -15,12 +15,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* An int argument (before 3.10 PyLong_AsLong() would take a float). */
+static int
+as_long_long(PyObject *o, long long *v)
+{
+    PyObject *i = PyNumber_Index(o);
+
+    if (i == NULL) {
+        return -1;
+    }
+    *v = PyLong_AsLongLong(i);
+    Py_DECREF(i);
+    return *v == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
 static int
 as_fd(PyObject *o, int *fd)
 {
-    long v = PyLong_AsLong(o);
+    long long v;
 
-    if (v == -1 && PyErr_Occurred()) {
+    if (as_long_long(o, &v) < 0) {
         return -1;
     }
     if (v < 0 || v > INT_MAX) {
@@ -37,8 +51,7 @@ PyObject *
 fl_sendfile(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     int out_fd, in_fd;
-    long long offset;
-    Py_ssize_t count;
+    long long offset, count;
     ssize_t n;
     off_t off;
 
@@ -51,17 +64,14 @@ fl_sendfile(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     if (as_fd(args[0], &out_fd) < 0 || as_fd(args[1], &in_fd) < 0) {
         return NULL;
     }
-    offset = PyLong_AsLongLong(args[2]);
-    if (offset == -1 && PyErr_Occurred()) {
+    if (as_long_long(args[2], &offset) < 0 ||
+        as_long_long(args[3], &count) < 0)
+    {
         return NULL;
     }
-    count = PyLong_AsSsize_t(args[3]);
-    if (count == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (offset < 0 || count < 0) {
+    if (offset < 0 || count < 0 || count > PY_SSIZE_T_MAX) {
         PyErr_SetString(PyExc_ValueError,
-                        "offset and count must not be negative");
+                        "offset or count out of range");
         return NULL;
     }
     for (;;) {

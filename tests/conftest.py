@@ -3,11 +3,41 @@ asyncio's own loop, so the reference proves the test right."""
 import asyncio
 import gc
 import os
+import shlex
+import subprocess
 import sys
 
 import pytest
 
 LOOP_KINDS = ["fastloop", "asyncio"]
+
+
+def param_repr(val):
+    """A parametrize id: repr(val), but the type's name for a value whose
+    repr holds an address (``<object object at 0x...>``), so that every
+    process collecting the suite (pytest-xdist's workers) sees the same
+    ids."""
+    r = repr(val)
+    return type(val).__name__ if " at 0x" in r else r
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """pytest-xdist starts its workers as plain ``python -u -c ...``:
+    give them this interpreter's flags, so that ``python -X dev -W error
+    -m pytest -n 4`` runs every test in debug mode with warnings as errors,
+    as it does without ``-n``.  (Environment variables would reach the
+    tests' own child processes too; flags reach only the workers.)"""
+    tx = getattr(config.option, "tx", None)
+    if hasattr(config, "workerinput") or not tx:
+        return
+    flags = subprocess._args_from_interpreter_flags()
+    if not flags:
+        return
+    python = "python=" + " ".join(map(shlex.quote, [sys.executable, *flags]))
+    config.option.tx = [
+        spec if "python=" in spec else spec + "//" + python for spec in tx
+    ]
 
 
 def make_loop(kind):

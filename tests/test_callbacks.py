@@ -15,6 +15,8 @@ import weakref
 
 import pytest
 
+from conftest import param_repr
+
 PY312 = sys.version_info >= (3, 12)
 
 cvar = contextvars.ContextVar("cvar", default="default")
@@ -783,7 +785,7 @@ def test_close_from_callback_uncaught_goes_to_handler(loop):
 NOT_CALLABLE = [None, 1, "string", object()]
 
 
-@pytest.mark.parametrize("bad", NOT_CALLABLE, ids=repr)
+@pytest.mark.parametrize("bad", NOT_CALLABLE, ids=param_repr)
 def test_non_callable_rejected_in_debug_mode(loop, bad):
     """asyncio checks the callback only in debug mode."""
     loop.set_debug(True)
@@ -797,7 +799,7 @@ def test_non_callable_rejected_in_debug_mode(loop, bad):
         loop.call_soon_threadsafe(bad)
 
 
-@pytest.mark.parametrize("bad", NOT_CALLABLE, ids=repr)
+@pytest.mark.parametrize("bad", NOT_CALLABLE, ids=param_repr)
 def test_non_callable_rejected_fastloop(loop, fastloop_only, bad):
     """fastloop checks the callback in all modes."""
     with pytest.raises(TypeError):

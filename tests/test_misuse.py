@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 
-from conftest import LOOP_KINDS, _count_fds, make_loop
+from conftest import LOOP_KINDS, _count_fds, make_loop, param_repr
 
 PY311 = sys.version_info >= (3, 11)
 
@@ -35,7 +35,7 @@ def collect_errors(loop):
 # timers: wrong argument types
 
 
-@pytest.mark.parametrize("bad", ["x", b"1", None, [], {}, object()], ids=repr)
+@pytest.mark.parametrize("bad", ["x", b"1", None, [], {}, object()], ids=param_repr)
 def test_call_later_bad_delay(loop, bad):
     with pytest.raises(TypeError):
         loop.call_later(bad, noop)
@@ -66,7 +66,7 @@ def test_call_at_none(loop, loop_kind):
         loop.call_at(None, noop)
 
 
-@pytest.mark.parametrize("bad", ["x", b"1", [], object()], ids=repr)
+@pytest.mark.parametrize("bad", ["x", b"1", [], object()], ids=param_repr)
 def test_call_at_bad_when_fastloop(loop, fastloop_only, bad):
     # asyncio pushes any ``when`` into its heap and fails later
     with pytest.raises(TypeError):
@@ -82,7 +82,7 @@ def test_call_at_overflowing_int_fastloop(loop, fastloop_only):
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")],
-                         ids=repr)
+                         ids=param_repr)
 def test_call_later_non_finite_no_crash(loop, loop_kind, value):
     """asyncio accepts these; fastloop may reject them with ValueError.
     Either way the loop keeps working and short timers still fire."""
@@ -115,7 +115,7 @@ def test_call_soon_keyword_for_callback(loop):
         loop.call_soon_threadsafe(noop, bogus=1)
 
 
-@pytest.mark.parametrize("bad_ctx", [123, "ctx", {}], ids=repr)
+@pytest.mark.parametrize("bad_ctx", [123, "ctx", {}], ids=param_repr)
 def test_bad_context_no_crash(loop, bad_ctx):
     """asyncio fails when the callback runs (exception handler); rejecting
     the context up front with TypeError is fine too."""
@@ -160,14 +160,14 @@ def test_non_callable_callback_asyncio_reports_at_run(loop, loop_kind):
 
 
 @pytest.mark.parametrize("bad", ["x", None, 1.5, object(), -1, -100],
-                         ids=repr)
+                         ids=param_repr)
 @pytest.mark.parametrize("method", ["add_reader", "add_writer"])
 def test_add_watcher_invalid_fd(loop, method, bad):
     with pytest.raises(ValueError):
         getattr(loop, method)(bad, noop)
 
 
-@pytest.mark.parametrize("bad", ["x", None, object(), -1], ids=repr)
+@pytest.mark.parametrize("bad", ["x", None, object(), -1], ids=param_repr)
 @pytest.mark.parametrize("method", ["remove_reader", "remove_writer"])
 def test_remove_watcher_invalid_fd(loop, method, bad):
     with pytest.raises(ValueError):
@@ -347,7 +347,7 @@ def _survives(loop):
     assert "alive" in out
 
 
-@pytest.mark.parametrize("attr,value", TAMPER, ids=repr)
+@pytest.mark.parametrize("attr,value", TAMPER, ids=param_repr)
 @pytest.mark.parametrize("kind", ["soon", "later"])
 def test_tampered_handle_no_crash(loop, fastloop_only, kind, attr, value):
     collect_errors(loop)

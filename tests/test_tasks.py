@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from conftest import run
+from conftest import run, param_repr
 
 PY311 = sys.version_info >= (3, 11)
 PY312 = sys.version_info >= (3, 12)
@@ -269,7 +269,7 @@ def test_task_factory_receives_context(loop):
     assert loop.run_until_complete(loop.create_task(coro_result(2))) == 2
 
 
-@pytest.mark.parametrize("bad", [1, "factory", object()], ids=repr)
+@pytest.mark.parametrize("bad", [1, "factory", object()], ids=param_repr)
 def test_set_task_factory_non_callable(loop, bad):
     with pytest.raises(TypeError):
         loop.set_task_factory(bad)

@@ -13,7 +13,7 @@ import weakref
 
 import pytest
 
-from conftest import run
+from conftest import run, param_repr
 
 PY311 = sys.version_info >= (3, 11)
 
@@ -542,13 +542,13 @@ def test_none_when_typeerror(loop, loop_kind):
         loop.call_at(None, noop)
 
 
-@pytest.mark.parametrize("bad", ["1", b"1", [], object()], ids=repr)
+@pytest.mark.parametrize("bad", ["1", b"1", [], object()], ids=param_repr)
 def test_bad_delay_typeerror(loop, bad):
     with pytest.raises(TypeError):
         loop.call_later(bad, noop)
 
 
-@pytest.mark.parametrize("bad", ["1", b"1", [], object()], ids=repr)
+@pytest.mark.parametrize("bad", ["1", b"1", [], object()], ids=param_repr)
 def test_bad_when_typeerror_fastloop(loop, fastloop_only, bad):
     # asyncio does not validate ``when`` (the heap fails later)
     with pytest.raises(TypeError):

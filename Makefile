@@ -17,6 +17,8 @@ PYTHON ?= python3
 PIP_INSTALL = $(PYTHON) -m pip install -e
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
+# pytest-xdist workers (most tests wait on I/O: more workers than CPUs pay)
+WORKERS ?= 4
 
 .PHONY: build debug asan test test-dev test-debug test-asan bench demo ci clean
 
@@ -30,13 +32,13 @@ asan:
 	FASTLOOP_SANITIZE=address,undefined FASTLOOP_DEBUG=1 $(PIP_INSTALL) '.[test]'
 
 test:
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 
 test-dev:
-	$(PYTHON) -X dev -W error -m pytest $(PYTEST_ARGS)
+	$(PYTHON) -X dev -W error -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 
 test-debug:
-	PYTHONASYNCIODEBUG=1 $(PYTHON) -m pytest $(PYTEST_ARGS)
+	PYTHONASYNCIODEBUG=1 $(PYTHON) -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 
 # The ASan runtime must be loaded first: preload it into the stock python.
 # PYTHONMALLOC=malloc lets ASan see every allocation; leak detection is off
@@ -46,7 +48,7 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-	$(PYTHON) -m pytest -x -p no:cacheprovider $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -x -p no:cacheprovider -n $(WORKERS) $(PYTEST_ARGS)
 
 bench:
 	$(PYTHON) bench/micro.py $(BENCH_ARGS)

@@ -107,6 +107,9 @@ CASES = [
             unit="connections"),
     NetCase("http_raw_c100", "http", "http", 100, 0,
             "HTTP/1.1 keep-alive on a raw Protocol, fixed response, 100 conns"),
+    NetCase("http_raw_split_c100", "http_split", "http", 100, 0,
+            "http_raw_c100 with each response written in two write() calls "
+            "(header, body)"),
     NetCase("http_aiohttp_c100", "aiohttp", "http", 100, 0,
             "aiohttp.web hello world (AppRunner/SockSite), keep-alive, 100 conns"),
     NetCase("http_uvicorn_c100", "uvicorn", "http", 100, 0,

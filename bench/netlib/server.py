@@ -21,6 +21,8 @@ Servers (the same application code on every loop):
   sock      loop.sock_accept / sock_recv / sock_sendall, one task per client
   http      HTTP/1.1 on asyncio.Protocol: keep-alive, pipelining-safe,
             one fixed 13-byte response per request
+  http_split  the same, each response written in two write() calls
+            (header, then body), as servers that write headers first do
   aiohttp   aiohttp.web hello world (AppRunner + TCPSite/UnixSite,
             access log off)
   uvicorn   uvicorn (httptools parser, lifespan and access log off)
@@ -122,6 +124,27 @@ class HttpProtocol(asyncio.Protocol):
             self.buf = buf
 
 
+RESPONSE_HEAD, RESPONSE_BODY = RESPONSE.split(b"\r\n\r\n")
+RESPONSE_HEAD += b"\r\n\r\n"
+
+
+class HttpSplitProtocol(HttpProtocol):
+    """HttpProtocol writing each response's header and body separately."""
+
+    def data_received(self, data):
+        buf = self.buf + data if self.buf else data
+        n = buf.count(b"\r\n\r\n")
+        if n:
+            end = buf.rfind(b"\r\n\r\n") + 4
+            self.buf = buf[end:]
+            write = self.transport.write
+            for _ in range(n):
+                write(RESPONSE_HEAD)
+                write(RESPONSE_BODY)
+        else:
+            self.buf = buf
+
+
 async def sock_client(loop, conn):
     try:
         while True:
@@ -182,9 +205,9 @@ BACKLOG = 1024
 
 async def start(loop, kind, lsock):
     """Start serving on lsock; returns a closer coroutine function."""
-    if kind in ("proto", "buffered", "http"):
+    if kind in ("proto", "buffered", "http", "http_split"):
         factory = {"proto": EchoProtocol, "buffered": EchoBufferedProtocol,
-                   "http": HttpProtocol}[kind]
+                   "http": HttpProtocol, "http_split": HttpSplitProtocol}[kind]
         srv = await loop.create_server(factory, sock=lsock, backlog=BACKLOG)
 
         async def close():
@@ -266,8 +289,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--loop", required=True, choices=micro.LOOP_KINDS)
     p.add_argument("--server", required=True,
-                   choices=["proto", "buffered", "streams", "sock", "http", "aiohttp",
-                            "uvicorn"])
+                   choices=["proto", "buffered", "streams", "sock", "http",
+                            "http_split", "aiohttp", "uvicorn"])
     p.add_argument("--listen", default="tcp:127.0.0.1:0",
                    help="tcp:HOST:PORT or unix:PATH (default tcp:127.0.0.1:0)")
     p.add_argument("--no-gc", action="store_true",

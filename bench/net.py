@@ -110,6 +110,11 @@ CASES = [
     NetCase("http_raw_split_c100", "http_split", "http", 100, 0,
             "http_raw_c100 with each response written in two write() calls "
             "(header, body)"),
+    _echo("tcp_afn_proto_1K_c10", "afn_proto", KIB, 10,
+          "tcp_proto_1K_c10 through aiofastnet.create_server (its transports "
+          "over add_reader/add_writer)"),
+    NetCase("http_afn_raw_c100", "afn_http", "http", 100, 0,
+            "http_raw_c100 through aiofastnet.create_server"),
     NetCase("http_aiohttp_c100", "aiohttp", "http", 100, 0,
             "aiohttp.web hello world (AppRunner/SockSite), keep-alive, 100 conns"),
     NetCase("http_uvicorn_c100", "uvicorn", "http", 100, 0,
@@ -960,6 +965,9 @@ def main(argv=None, title="fastloop network benchmarks"):
         notes.append("uvicorn or httptools is not installed: uvicorn cases skipped "
                      "(pip install uvicorn httptools)")
         cases = [c for c in cases if c.server != "uvicorn"]
+    if _module_version("aiofastnet") is None and any(c.server.startswith("afn_") for c in cases):
+        notes.append("aiofastnet is not installed: afn cases skipped (pip install aiofastnet)")
+        cases = [c for c in cases if not c.server.startswith("afn_")]
     if args.syscalls:
         tool = "strace" if args.syscalls == "strace" else "perf"
         if shutil.which(tool) is None:
@@ -1003,6 +1011,7 @@ def main(argv=None, title="fastloop network benchmarks"):
             "cc": tool_version([os.environ.get("CC", "cc"), "--version"]),
             "aiohttp": _module_version("aiohttp"),
             "uvicorn": _module_version("uvicorn"),
+            "aiofastnet": _module_version("aiofastnet"),
             "fastloop_core": _core_info(),
             "fastloop_snapshot_of": SNAPSHOT.get("source"),
             "syscalls": args.syscalls,

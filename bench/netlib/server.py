@@ -23,6 +23,9 @@ Servers (the same application code on every loop):
             one fixed 13-byte response per request
   http_split  the same, each response written in two write() calls
             (header, then body), as servers that write headers first do
+  afn_proto, afn_http  the proto and http servers through
+            aiofastnet.create_server(loop, ...): aiofastnet's own transports
+            over the loop's add_reader/add_writer (aiohttp 3.15+'s path)
   aiohttp   aiohttp.web hello world (AppRunner + TCPSite/UnixSite,
             access log off)
   uvicorn   uvicorn (httptools parser, lifespan and access log off)
@@ -213,6 +216,16 @@ async def start(loop, kind, lsock):
         async def close():
             srv.close()
         return close
+    if kind in ("afn_proto", "afn_http"):
+        import aiofastnet
+
+        factory = EchoProtocol if kind == "afn_proto" else HttpProtocol
+        srv = await aiofastnet.create_server(loop, factory, sock=lsock,
+                                             backlog=BACKLOG)
+
+        async def close():
+            srv.close()
+        return close
     if kind == "streams":
         if lsock.family == socket.AF_UNIX:
             srv = await asyncio.start_unix_server(echo_streams, sock=lsock,
@@ -290,7 +303,8 @@ def main(argv=None):
     p.add_argument("--loop", required=True, choices=micro.LOOP_KINDS)
     p.add_argument("--server", required=True,
                    choices=["proto", "buffered", "streams", "sock", "http",
-                            "http_split", "aiohttp", "uvicorn"])
+                            "http_split", "afn_proto", "afn_http", "aiohttp",
+                            "uvicorn"])
     p.add_argument("--listen", default="tcp:127.0.0.1:0",
                    help="tcp:HOST:PORT or unix:PATH (default tcp:127.0.0.1:0)")
     p.add_argument("--no-gc", action="store_true",

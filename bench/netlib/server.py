@@ -122,9 +122,12 @@ class HttpProtocol(asyncio.Protocol):
         if n:
             end = buf.rfind(b"\r\n\r\n") + 4
             self.buf = buf[end:]
-            self.transport.write(RESPONSE * n if n > 1 else RESPONSE)
+            self.respond(n)
         else:
             self.buf = buf
+
+    def respond(self, n):
+        self.transport.write(RESPONSE * n if n > 1 else RESPONSE)
 
 
 RESPONSE_HEAD, RESPONSE_BODY = RESPONSE.split(b"\r\n\r\n")
@@ -134,18 +137,11 @@ RESPONSE_HEAD += b"\r\n\r\n"
 class HttpSplitProtocol(HttpProtocol):
     """HttpProtocol writing each response's header and body separately."""
 
-    def data_received(self, data):
-        buf = self.buf + data if self.buf else data
-        n = buf.count(b"\r\n\r\n")
-        if n:
-            end = buf.rfind(b"\r\n\r\n") + 4
-            self.buf = buf[end:]
-            write = self.transport.write
-            for _ in range(n):
-                write(RESPONSE_HEAD)
-                write(RESPONSE_BODY)
-        else:
-            self.buf = buf
+    def respond(self, n):
+        write = self.transport.write
+        for _ in range(n):
+            write(RESPONSE_HEAD)
+            write(RESPONSE_BODY)
 
 
 async def sock_client(loop, conn):

@@ -33,6 +33,7 @@ Servers (the same application code on every loop):
 """
 import argparse
 import asyncio
+import functools
 import gc
 import os
 import signal
@@ -144,6 +145,13 @@ class HttpSplitProtocol(HttpProtocol):
             write(RESPONSE_BODY)
 
 
+# The servers that are a protocol class on create_server (afn_*: on
+# aiofastnet.create_server).
+PROTOCOLS = {"proto": EchoProtocol, "buffered": EchoBufferedProtocol,
+             "http": HttpProtocol, "http_split": HttpSplitProtocol,
+             "afn_proto": EchoProtocol, "afn_http": HttpProtocol}
+
+
 async def sock_client(loop, conn):
     try:
         while True:
@@ -204,20 +212,14 @@ BACKLOG = 1024
 
 async def start(loop, kind, lsock):
     """Start serving on lsock; returns a closer coroutine function."""
-    if kind in ("proto", "buffered", "http", "http_split"):
-        factory = {"proto": EchoProtocol, "buffered": EchoBufferedProtocol,
-                   "http": HttpProtocol, "http_split": HttpSplitProtocol}[kind]
-        srv = await loop.create_server(factory, sock=lsock, backlog=BACKLOG)
+    if kind in PROTOCOLS:
+        if kind.startswith("afn_"):
+            import aiofastnet
 
-        async def close():
-            srv.close()
-        return close
-    if kind in ("afn_proto", "afn_http"):
-        import aiofastnet
-
-        factory = EchoProtocol if kind == "afn_proto" else HttpProtocol
-        srv = await aiofastnet.create_server(loop, factory, sock=lsock,
-                                             backlog=BACKLOG)
+            create_server = functools.partial(aiofastnet.create_server, loop)
+        else:
+            create_server = loop.create_server
+        srv = await create_server(PROTOCOLS[kind], sock=lsock, backlog=BACKLOG)
 
         async def close():
             srv.close()

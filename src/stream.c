@@ -287,6 +287,18 @@ do_recv(int fd, void *buf, size_t len)
     return n < 0 ? -errno : n;
 }
 
+/* A BufferedProtocol method: the one bound by set_protocol(), or, when
+ * that is gone (a callback replaced the protocol) or its lookup failed,
+ * the current protocol's, looked up now (asyncio's self._protocol.<name>). */
+static PyObject *
+call_cached(fl_stream *self, PyObject *fn, const char *name, PyObject *arg)
+{
+    if (fn != NULL) {
+        return fl_tb_call_in_ctx(B(self), fn, &arg, 1);
+    }
+    return fl_tb_call_proto(B(self), name, &arg, 1);
+}
+
 static int
 read_buffered(fl_stream *self)
 {
@@ -298,7 +310,7 @@ read_buffered(fl_stream *self)
     if (arg == NULL) {
         return -1;
     }
-    buf = fl_tb_call_in_ctx(B(self), self->get_buffer, &arg, 1);
+    buf = call_cached(self, self->get_buffer, "get_buffer", arg);
     Py_DECREF(arg);
     if (buf == NULL) {
         return fatal_error(self,
@@ -334,7 +346,7 @@ read_buffered(fl_stream *self)
     if (arg == NULL) {
         return -1;
     }
-    r = fl_tb_call_in_ctx(B(self), self->buffer_updated, &arg, 1);
+    r = call_cached(self, self->buffer_updated, "buffer_updated", arg);
     Py_DECREF(arg);
     if (r == NULL) {
         return fatal_error(
@@ -839,36 +851,45 @@ stream_set_write_buffer_limits(fl_stream *self, PyObject *args,
     Py_RETURN_NONE;
 }
 
+/* protocol.<name>, or NULL (no exception) when the lookup fails: the read
+ * path then looks it up at the call, which fails as asyncio's does. */
+static PyObject *
+lookup_method(PyObject *protocol, const char *name)
+{
+    PyObject *m = PyObject_GetAttrString(protocol, name);
+
+    if (m == NULL) {
+        PyErr_Clear();
+    }
+    return m;
+}
+
 static int
 set_protocol(fl_transport_base *b, PyObject *protocol)
 {
     fl_stream *self = (fl_stream *)b;
     fl_state *st = ST(self);
+    PyObject *dr = NULL, *gb = NULL, *bu = NULL;
     int buffered = PyObject_IsInstance(protocol, st->aio_BufferedProtocol);
 
     if (buffered < 0) {
         return -1;
     }
-    Py_CLEAR(self->data_received);
-    Py_CLEAR(self->get_buffer);
-    Py_CLEAR(self->buffer_updated);
     if (buffered) {
-        self->get_buffer = PyObject_GetAttrString(protocol, "get_buffer");
-        self->buffer_updated =
-            PyObject_GetAttrString(protocol, "buffer_updated");
-        if (self->get_buffer == NULL || self->buffer_updated == NULL) {
-            return -1;
-        }
+        gb = lookup_method(protocol, "get_buffer");
+        bu = lookup_method(protocol, "buffer_updated");
     }
     else {
-        self->data_received =
-            PyObject_GetAttrString(protocol, "data_received");
-        if (self->data_received == NULL) {
+        dr = lookup_method(protocol, "data_received");
+        if (dr == NULL) {
             /* asyncio fails later, when data arrives; so do we. */
-            PyErr_Clear();
-            self->data_received = Py_NewRef(Py_None);
+            dr = Py_NewRef(Py_None);
         }
     }
+    /* All three at once: a callback may call set_protocol() again. */
+    Py_XSETREF(self->data_received, dr);
+    Py_XSETREF(self->get_buffer, gb);
+    Py_XSETREF(self->buffer_updated, bu);
     self->buffered = (char)buffered;
     self->streams =
         !buffered && fl_streams_adopt(ST(self), protocol, self->data_received);

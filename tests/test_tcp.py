@@ -1368,6 +1368,64 @@ def test_set_protocol_mid_stream(loop):
     run(loop, main())
 
 
+class _RaisingGetBuffer(asyncio.BufferedProtocol):
+    """A BufferedProtocol whose get_buffer attribute cannot be looked up."""
+
+    @property
+    def get_buffer(self):
+        raise ZeroDivisionError("no get_buffer")
+
+    def buffer_updated(self, nbytes):
+        pass
+
+
+def test_set_protocol_buffered_lookup_fails(loop):
+    # asyncio looks the BufferedProtocol's methods up at each read: the
+    # failing lookup is a fatal read error, not a crash (fastloop cached
+    # NULL there and called it).
+    async def main():
+        a, b = socket.socketpair()
+        p1 = Proto(loop)
+        tr, _ = await loop.connect_accepted_socket(lambda: p1, a)
+        bad = _RaisingGetBuffer()
+        bad.lost = loop.create_future()
+        bad.connection_lost = bad.lost.set_result
+        errors = record_errors(loop)
+        tr.set_protocol(bad)
+        b.send(b"hello")
+        exc = await bad.lost
+        assert isinstance(exc, ZeroDivisionError)
+        assert errors
+        b.close()
+
+    run(loop, main())
+
+
+def test_get_buffer_replaces_protocol(loop):
+    # get_buffer() switches to a plain Protocol: buffer_updated() is then
+    # looked up on the new protocol, as asyncio's self._protocol does.
+    async def main():
+        a, b = socket.socketpair()
+        p2 = Proto(loop)
+
+        class Switch(BufProto):
+            def get_buffer(self, sizehint):
+                self.transport.set_protocol(p2)
+                return super().get_buffer(sizehint)
+
+        p1 = Switch(loop)
+        tr, _ = await loop.connect_accepted_socket(lambda: p1, a)
+        errors = record_errors(loop)
+        b.send(b"hello")
+        exc = await p2.lost
+        assert isinstance(exc, AttributeError)
+        assert errors
+        assert p1.updates == 0
+        b.close()
+
+    run(loop, main())
+
+
 # --------------------------------------------------------------------------
 # contextvars
 

@@ -14,6 +14,19 @@ fl_tr_check_init(int initialised)
     return 0;
 }
 
+/* fn(*args), holding fn: callers pass a transport's cached method, which
+ * the callback may drop (set_protocol()) while it runs. */
+static PyObject *
+call_held(PyObject *fn, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *res;
+
+    Py_INCREF(fn);
+    res = PyObject_Vectorcall(fn, args, nargs, NULL);
+    Py_DECREF(fn);
+    return res;
+}
+
 PyObject *
 fl_tr_call_in_ctx(PyObject *ctx, PyObject *fn, PyObject *const *args,
                   Py_ssize_t nargs)
@@ -21,12 +34,12 @@ fl_tr_call_in_ctx(PyObject *ctx, PyObject *fn, PyObject *const *args,
     PyObject *res, *et, *ev, *etb;
 
     if (ctx == NULL || PyThreadState_Get()->context == ctx) {
-        return PyObject_Vectorcall(fn, args, nargs, NULL);
+        return call_held(fn, args, nargs);
     }
     if (PyContext_Enter(ctx) < 0) {
         return NULL;
     }
-    res = PyObject_Vectorcall(fn, args, nargs, NULL);
+    res = call_held(fn, args, nargs);
     if (res != NULL) {
         if (PyContext_Exit(ctx) < 0) {
             Py_DECREF(res);

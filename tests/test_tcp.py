@@ -1426,6 +1426,62 @@ def test_get_buffer_replaces_protocol(loop):
     run(loop, main())
 
 
+def test_data_received_callable_kept_alive_while_called(loop):
+    # The protocol's data_received is a C method (list.remove) whose list
+    # only the protocol holds; a comparison made by that method replaces the
+    # protocol.  asyncio holds the bound method while calling it: fastloop
+    # called its cached reference, freed during the call (use after free).
+    seen = []
+
+    class WeakList(list):
+        pass
+
+    class Other(asyncio.Protocol):
+        def __init__(self):
+            self.lost = loop.create_future()
+
+        def connection_lost(self, exc):
+            self.lost.set_result(exc)
+
+    other = Other()
+
+    class Switch:
+        def __init__(self, tr, lst):
+            self.tr = tr
+            self.lst = weakref.ref(lst)
+
+        def __eq__(self, data):
+            tr, self.tr = self.tr, None
+            if tr is not None:
+                tr.set_protocol(other)
+                seen.append(self.lst() is not None)
+            return False
+
+    class P(asyncio.Protocol):
+        def __init__(self):
+            self.lst = WeakList()
+            self.data_received = self.lst.remove
+
+        def connection_made(self, tr):
+            lst = self.lst
+            del self.lst
+            lst.append(Switch(tr, lst))
+            lst.extend(object() for _ in range(20))
+
+    async def main():
+        a, b = socket.socketpair()
+        # The transport holds the only reference to the protocol.
+        tr = (await loop.connect_accepted_socket(P, a))[0]
+        record_errors(loop)
+        b.send(b"hello")
+        # list.remove() raised ValueError: a fatal read error.
+        assert isinstance(await other.lost, ValueError)
+        b.close()
+
+    run(loop, main())
+    assert seen == [True]
+
+
 # --------------------------------------------------------------------------
 # contextvars
 

@@ -961,6 +961,7 @@ static PyObject *
 op_throw(fl_op *op, PyObject *args)
 {
     PyObject *typ, *val = NULL, *tb = NULL;
+    int done;
 
     if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) {
         return NULL;
@@ -976,6 +977,7 @@ op_throw(fl_op *op, PyObject *args)
                         "throw() third argument must be a traceback object");
         return NULL;
     }
+    done = op->state == OP_DONE;
     if (op_stop(op) < 0) {
         return NULL;
     }
@@ -994,6 +996,12 @@ op_throw(fl_op *op, PyObject *args)
                      "exceptions must be classes or instances deriving "
                      "from BaseException, not %s",
                      Py_TYPE(typ)->tp_name);
+        return NULL;
+    }
+    if (done) {
+        /* A finished coroutine: throw() raises as send() does. */
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot reuse already awaited coroutine");
         return NULL;
     }
     PyErr_SetObject(typ, val != NULL ? val : Py_None);

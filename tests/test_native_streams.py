@@ -477,6 +477,41 @@ def test_read_coroutine_protocol(sloop):
     run(sloop, main())
 
 
+def test_throw_into_a_finished_read(sloop):
+    """throw() into a read coroutine that has finished (returned, raised,
+    or ended by an earlier throw()) raises RuntimeError, as a coroutine
+    does, instead of raising the exception thrown."""
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        cw.write(b"abc\ndef")
+        await wait_until(lambda: len(sr._buffer) == 7)
+        for coro in (sr.readline(), sr.read(1), sr.readexactly(1),
+                     sr.readuntil(b"f")):
+            with pytest.raises(StopIteration):
+                coro.send(None)
+            with pytest.raises(RuntimeError, match="cannot reuse"):
+                coro.throw(KeyError)
+            with pytest.raises(RuntimeError, match="cannot reuse"):
+                coro.throw(GeneratorExit())
+        coro = sr.read(5)
+        with pytest.raises(KeyError):
+            coro.throw(KeyError)
+        with pytest.raises(RuntimeError, match="cannot reuse"):
+            coro.throw(KeyError)
+        cw.write(b"xy")
+        cw.write_eof()
+        await wait_until(lambda: sr._eof)
+        coro = sr.readexactly(5)
+        with pytest.raises(asyncio.IncompleteReadError):
+            coro.send(None)
+        with pytest.raises(RuntimeError, match="cannot reuse"):
+            coro.throw(ValueError("v"))
+        coro.close()
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
 def test_waiting_read_collected_clears_waiter(sloop):
     async def main():
         srv, cr, cw, sr, sw = await connect()

@@ -584,29 +584,45 @@ static int
 op_overrun(fl_op *op, const char *msg, Py_ssize_t consumed)
 {
     fl_state *st = op->st;
-    PyObject *buffer = dget(st, op->dict, FL_S_BUFFER), *ctx, *exc;
-    int nl, rc;
+    PyObject *buffer, *ctx, *exc;
+    int nl, rc = -1;
 
-    if (buffer == NULL) {
-        return -1;
-    }
-    Py_INCREF(buffer);
-    nl = PyByteArray_CheckExact(buffer) &&
-         consumed < PyByteArray_GET_SIZE(buffer) &&
-         PyByteArray_AS_STRING(buffer)[consumed] == '\n';
-    rc = PySequence_DelSlice(buffer, 0,
-                             nl ? consumed + 1 : PY_SSIZE_T_MAX);
-    if (rc == 0) {
-        rc = maybe_resume(st, op->dict, buffer);
-    }
-    Py_DECREF(buffer);
-    if (rc < 0) {
-        return -1;
-    }
     ctx = PyObject_CallFunction(st->streams.LimitOverrunError, "(sn)", msg,
                                 consumed);
-    exc = ctx == NULL ? NULL
-                      : PyObject_CallFunction(PyExc_ValueError, "(s)", msg);
+    if (ctx == NULL) {
+        return -1;
+    }
+    buffer = dget(st, op->dict, FL_S_BUFFER);
+    if (buffer != NULL) {
+        Py_INCREF(buffer);
+        nl = PyByteArray_CheckExact(buffer) &&
+             consumed < PyByteArray_GET_SIZE(buffer) &&
+             PyByteArray_AS_STRING(buffer)[consumed] == '\n';
+        rc = PySequence_DelSlice(buffer, 0,
+                                 nl ? consumed + 1 : PY_SSIZE_T_MAX);
+        if (rc == 0) {
+            rc = maybe_resume(st, op->dict, buffer);
+        }
+        Py_DECREF(buffer);
+    }
+    if (rc < 0) {
+        /* Raised in readline()'s `except LimitOverrunError` block: the
+         * error's context is the LimitOverrunError. */
+        PyObject *et, *ev, *etb;
+
+        PyErr_Fetch(&et, &ev, &etb);
+        PyErr_NormalizeException(&et, &ev, &etb);
+        if (ev != NULL) {
+            PyException_SetContext(ev, Py_NewRef(ctx));
+            if (etb != NULL) {
+                PyException_SetTraceback(ev, etb);
+            }
+        }
+        PyErr_Restore(et, ev, etb);
+        Py_DECREF(ctx);
+        return -1;
+    }
+    exc = PyObject_CallFunction(PyExc_ValueError, "(s)", msg);
     if (exc != NULL) {
         PyException_SetContext(exc, Py_NewRef(ctx));
         PyErr_SetObject(PyExc_ValueError, exc);

@@ -725,6 +725,28 @@ def test_readline_cancelled_keeps_data(sloop):
     run(sloop, main())
 
 
+def test_readline_overrun_error_in_its_handler_keeps_the_context(sloop):
+    """readline() handles the LimitOverrunError of a long line in an
+    except block: an error there (here resuming a transport that is gone)
+    has the LimitOverrunError as its __context__."""
+    async def main():
+        reader = asyncio.StreamReader(limit=4)
+        reader.set_transport(_RecordingTransport())
+        if sloop.kind == "native":
+            reader.__class__ = _core.StreamReader
+        reader.feed_data(b"a" * 10 + b"\nrest")
+        assert reader._paused
+        reader._transport = None
+        with pytest.raises(AttributeError) as e:
+            await reader.readline()
+        assert type(e.value.__context__) is asyncio.LimitOverrunError
+        assert e.value.__context__.consumed == 10
+        assert bytes(reader._buffer) == b"rest"
+        assert not reader._paused
+
+    run(sloop, main())
+
+
 def test_line_protocol_many_lines(sloop):
     async def main():
         srv = await asyncio.start_server(line_echo, "127.0.0.1", 0)

@@ -698,11 +698,87 @@ stream_write_py(fl_stream *self, PyObject *data)
     return stream_write(self, data);
 }
 
+/* writelines()' items as a list of non-empty bytes, all taken before
+ * anything is queued, as asyncio's list comprehension: an iterable that
+ * fails midway queues nothing, and one that closes or aborts the transport
+ * does so before the data is looked at. New reference or NULL. */
+static PyObject *
+take_lines(PyObject *lines)
+{
+    PyObject *it = PyObject_GetIter(lines), *list, *item;
+
+    if (it == NULL) {
+        return NULL;
+    }
+    list = PyList_New(0);
+    while (list != NULL && (item = PyIter_Next(it)) != NULL) {
+        PyObject *b;
+        if (PyBytes_CheckExact(item)) {
+            b = Py_NewRef(item);
+        }
+        else {
+            b = fl_tr_check_bytes_like(item) < 0 ? NULL
+                                                 : PyBytes_FromObject(item);
+        }
+        Py_DECREF(item);
+        if (b == NULL || (PyBytes_GET_SIZE(b) && PyList_Append(list, b) < 0))
+        {
+            Py_CLEAR(list);
+        }
+        Py_XDECREF(b);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        Py_CLEAR(list);
+    }
+    return list;
+}
+
+/* Queues the chunks of take_lines() and, if nothing was queued before,
+ * sends them with one vectored call. 0 or -1. */
+static int
+queue_lines(fl_stream *self, PyObject *chunks)
+{
+    Py_ssize_t i, n = PyList_GET_SIZE(chunks);
+    int was_empty = self->wbuf.len == 0;
+
+    if (n == 0) {
+        return 0;
+    }
+    if (self->base.conn_lost || self->base.fd_closed) {
+        /* The iterable closed or aborted the transport. */
+        return fl_tb_lost_write(B(self), "socket.send() raised exception.");
+    }
+    for (i = 0; i < n; i++) {
+        if (fl_wbuf_push(&self->wbuf, PyList_GET_ITEM(chunks, i), 0) < 0) {
+            return -1;
+        }
+    }
+    if (was_empty) {
+        ssize_t w;
+        fl_loop_touch(self->base.loop);
+        w = fl_wbuf_write(&self->wbuf, self->base.io.fd, 1);
+        if (w >= 0) {
+            fl_wbuf_consume(&self->wbuf, w);
+        }
+        else if (w != -EAGAIN && w != -EWOULDBLOCK) {
+            fl_wbuf_clear(&self->wbuf);
+            return fatal_errno(self, (int)-w,
+                               "Fatal write error on socket transport");
+        }
+    }
+    if (update_io(B(self)) < 0) {
+        return -1;
+    }
+    maybe_pause_protocol(self);
+    return 0;
+}
+
 static PyObject *
 stream_writelines(fl_stream *self, PyObject *lines)
 {
-    PyObject *it, *item;
-    int was_empty;
+    PyObject *it, *item, *chunks;
+    int rc;
 
     probe_writer(self);
     if (fl_tb_check_init(B(self)) < 0) {
@@ -739,58 +815,15 @@ stream_writelines(fl_stream *self, PyObject *lines)
         }
         Py_RETURN_NONE;
     }
-    was_empty = self->wbuf.len == 0;
-    it = PyObject_GetIter(lines);
-    if (it == NULL) {
+    chunks = take_lines(lines);
+    if (chunks == NULL) {
         return NULL;
     }
-    /* Queue everything, then send it with one vectored call. */
-    while ((item = PyIter_Next(it)) != NULL) {
-        PyObject *b;
-        if (PyBytes_CheckExact(item)) {
-            b = Py_NewRef(item);
-        }
-        else {
-            b = fl_tr_check_bytes_like(item) < 0 ? NULL
-                                                 : PyBytes_FromObject(item);
-        }
-        Py_DECREF(item);
-        if (b == NULL) {
-            Py_DECREF(it);
-            return NULL;
-        }
-        if (PyBytes_GET_SIZE(b) && fl_wbuf_push(&self->wbuf, b, 0) < 0) {
-            Py_DECREF(b);
-            Py_DECREF(it);
-            return NULL;
-        }
-        Py_DECREF(b);
-    }
-    Py_DECREF(it);
-    if (PyErr_Occurred()) {
+    rc = queue_lines(self, chunks);
+    Py_DECREF(chunks);
+    if (rc < 0) {
         return NULL;
     }
-    if (was_empty && self->wbuf.len) {
-        ssize_t n;
-        fl_loop_touch(self->base.loop);
-        n = fl_wbuf_write(&self->wbuf, self->base.io.fd, 1);
-        if (n >= 0) {
-            fl_wbuf_consume(&self->wbuf, n);
-        }
-        else if (n != -EAGAIN && n != -EWOULDBLOCK) {
-            fl_wbuf_clear(&self->wbuf);
-            if (fatal_errno(self, (int)-n,
-                            "Fatal write error on socket transport") < 0)
-            {
-                return NULL;
-            }
-            Py_RETURN_NONE;
-        }
-    }
-    if (update_io(B(self)) < 0) {
-        return NULL;
-    }
-    maybe_pause_protocol(self);
     Py_RETURN_NONE;
 }
 

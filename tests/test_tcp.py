@@ -645,6 +645,52 @@ def test_writelines(loop):
     run(loop, main())
 
 
+@pytest.mark.parametrize("action", ["raise", "close", "abort"])
+def test_writelines_iterable_acts_midway(loop, loop_kind, action):
+    # asyncio takes every item before queueing any: an iterable that raises
+    # queues nothing, and one that closes or aborts the transport does so
+    # before its data is looked at.  fastloop queued the items one by one:
+    # the first ones went out later (raise), after abort(), or were sent at
+    # once with connection_lost() never called (close).
+    async def main():
+        a, b = socket.socketpair()
+        p = Proto(loop)
+        tr, _ = await loop.connect_accepted_socket(lambda: p, a)
+
+        def lines():
+            yield b"abc"
+            if action == "raise":
+                raise ValueError("midway")
+            getattr(tr, action)()
+            yield b"def"
+
+        if action == "raise":
+            with pytest.raises(ValueError):
+                tr.writelines(lines())
+            assert tr.get_write_buffer_size() == 0
+            tr.write(b"!")
+            tr.close()
+        elif action == "close" and loop_kind == "asyncio" and PY312:
+            # 3.12+'s close() drops _write_ready, which writelines() then
+            # calls (asyncio's own bug); nothing is sent either way.
+            with pytest.raises(TypeError):
+                tr.writelines(lines())
+        else:
+            tr.writelines(lines())
+        assert await asyncio.wait_for(p.lost, 5) is None
+        b.settimeout(5)
+        got = b""
+        while True:
+            chunk = b.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        assert got == (b"!" if action == "raise" else b"")
+        b.close()
+
+    run(loop, main())
+
+
 def test_write_type_errors_and_empty(loop):
     async def main():
         srv, addr, sprotos = await echo_server(loop)

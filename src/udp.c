@@ -388,10 +388,13 @@ get_max_size(fl_udp *self, void *c)
 static int
 deliver(fl_udp *self, PyObject *data, PyObject *addr)
 {
-    PyObject *args[2] = {data, addr}, *r;
+    PyObject *args[2] = {data, addr}, *r, *fn = self->datagram_received;
 
-    if (self->datagram_received != NULL) {
-        r = fl_tb_call_in_ctx(B(self), self->datagram_received, args, 2);
+    if (fn != NULL) {
+        /* set_protocol() inside the call drops the cached method. */
+        Py_INCREF(fn);
+        r = fl_tb_call_in_ctx(B(self), fn, args, 2);
+        Py_DECREF(fn);
     }
     else {
         r = call_proto(self, "datagram_received", args, 2, 1);

@@ -11,6 +11,7 @@ follows the running version.
 import asyncio
 import contextvars
 import errno
+import functools
 import gc
 import inspect
 import logging
@@ -801,6 +802,50 @@ def test_datagram_received_exception_is_reported_and_reading_goes_on(loop):
         await close_all(tr, srv)
 
     run(loop, main())
+
+
+def test_set_protocol_inside_datagram_received_keeps_the_callable(loop):
+    # datagram_received() swaps the protocol: the callable being run (here
+    # a functools.partial the protocol hands out, as a C-implemented
+    # protocol hands out builtin methods) must stay alive until it returns.
+    # fastloop used to drop its cached reference mid-call (use after free).
+    seen = []
+
+    class Swapping(asyncio.DatagramProtocol):
+        def __init__(self):
+            self.handed_out = None
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        @property
+        def datagram_received(self):
+            fn = functools.partial(Swapping._received, self)
+            self.handed_out = weakref.ref(fn)
+            return fn
+
+        def _received(self, data, addr):
+            handed_out = self.handed_out
+            self.transport.set_protocol(asyncio.DatagramProtocol())
+            gc.collect()
+            seen.append(handed_out() is not None)
+            done.set_result(None)
+
+    async def main():
+        nonlocal done
+        done = loop.create_future()
+        srv, _ = await loop.create_datagram_endpoint(
+            Swapping, local_addr=("127.0.0.1", 0)
+        )
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"x", srv.get_extra_info("sockname"))
+            await done
+        srv.close()
+        await asyncio.sleep(0)
+
+    done = None
+    run(loop, main())
+    assert seen == [True]
 
 
 def test_empty_datagram(loop):

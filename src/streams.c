@@ -1269,6 +1269,18 @@ reader_readuntil(PyObject *self, PyTypeObject *cls, PyObject *const *args,
     return until_op(st, self, OPK_UNTIL, sep);
 }
 
+/* Whether o is reader._buffer: 1, or 0 (also when that cannot be told:
+ * asyncio's feed_data() then runs, and fails as it would). */
+static int
+is_buffer(fl_state *st, PyObject *reader, PyObject *o)
+{
+    PyObject *d = odict(reader);
+    int r = d != NULL && PyDict_GetItemWithError(d, S(st, FL_S_BUFFER)) == o;
+
+    Py_XDECREF(d);
+    return r;
+}
+
 static PyObject *
 reader_feed_data(PyObject *self, PyTypeObject *cls, PyObject *const *args,
                  size_t nargsf, PyObject *kwnames)
@@ -1281,8 +1293,11 @@ reader_feed_data(PyObject *self, PyTypeObject *cls, PyObject *const *args,
         return NULL;
     }
     if (kwnames != NULL || PyVectorcall_NARGS(nargsf) != 1 ||
+        (PyByteArray_Check(args[0]) && is_buffer(st, self, args[0])) ||
         PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
     {
+        /* feed_data(reader._buffer) too: the view taken here would stop
+         * the buffer from growing, where asyncio's extend() copies it. */
         PyErr_Clear();
         return call_orig(st->streams.py_feed_data, self, args, nargsf,
                          kwnames);

@@ -800,6 +800,24 @@ def test_feed_data_direct(sloop):
     run(sloop, main())
 
 
+def test_feed_data_of_the_reader_s_own_buffer(sloop):
+    """feed_data(reader._buffer) appends a copy of the buffer (asyncio's
+    bytearray.extend()), small or large, instead of a BufferError."""
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        sr.feed_data(b"ab")
+        sr.feed_data(sr._buffer)
+        assert bytes(sr._buffer) == b"abab"
+        assert await sr.read(3) == b"aba"
+        big = b"x" * 100_000
+        sr.feed_data(big)
+        sr.feed_data(sr._buffer)
+        assert await sr.readexactly(200_002) == b"b" + big + b"b" + big
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
 def test_flow_control_pauses_and_resumes_reading(sloop):
     async def main():
         srv, cr, cw, sr, sw = await connect(limit=1024)

@@ -10,6 +10,7 @@ transport and pipe object can still do: uvloop #763).
 """
 import asyncio
 import errno
+import functools
 import gc
 import os
 import socket
@@ -236,6 +237,47 @@ def test_read_pipe_set_protocol(loop):
         assert not proto.lost.done()
 
     run(loop, main())
+
+
+def test_read_pipe_set_protocol_inside_data_received(loop):
+    """data_received() swaps the protocol: the callable being run (a
+    functools.partial the protocol hands out, as a C-implemented protocol
+    hands out builtin methods) stays alive until it returns. fastloop used
+    to drop its cached reference mid-call (use after free: a bound
+    list.count whose items' __eq__ swapped the protocol segfaulted)."""
+    seen = []
+
+    class Swapping(asyncio.Protocol):
+        handed_out = None
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        @property
+        def data_received(self):
+            fn = functools.partial(Swapping._received, self)
+            self.handed_out = weakref.ref(fn)
+            return fn
+
+        def _received(self, data):
+            handed_out = self.handed_out
+            self.transport.set_protocol(PipeProto())
+            gc.collect()
+            seen.append(handed_out() is not None)
+
+    async def main():
+        r, w = os.pipe()
+        tr, _ = await loop.connect_read_pipe(Swapping, open(r, "rb", 0))
+        os.write(w, b"x")
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        os.close(w)
+        assert await tr.get_protocol().lost is None
+
+    run(loop, main())
+    assert seen == [True]
 
 
 def test_read_pipe_data_received_error_reported(loop):

@@ -466,7 +466,7 @@ int
 fl_handle_run(fl_loop *loop, PyObject *h)
 {
     PyObject *cb = FL_SLOT(h, callback), *args = FL_SLOT(h, args);
-    PyObject *ctx = FL_SLOT(h, context), *res;
+    PyObject *ctx = FL_SLOT(h, context), *res, *outer = NULL;
     double t0 = 0;
     int rc = 0, debug = loop->debug; /* set_debug() may run inside */
 
@@ -482,7 +482,10 @@ fl_handle_run(fl_loop *loop, PyObject *h)
     Py_INCREF(args);
     Py_INCREF(ctx);
     if (debug) {
-        Py_XSETREF(loop->current_handle, Py_NewRef(h));
+        /* A handle's _run() called from a callback: the callback's
+         * handle is current again afterwards. */
+        outer = loop->current_handle;
+        loop->current_handle = Py_NewRef(h);
         t0 = fl_time();
     }
     res = call_in_context(cb, args, ctx);
@@ -499,7 +502,7 @@ fl_handle_run(fl_loop *loop, PyObject *h)
     }
     if (debug) {
         double dt = fl_time() - t0;
-        Py_CLEAR(loop->current_handle);
+        Py_XSETREF(loop->current_handle, outer);
         if (rc == 0 && dt >= loop->slow_callback_duration) {
             log_slow(loop, h, dt);
         }

@@ -1187,6 +1187,25 @@ def test_current_handle_in_debug_mode(loop):
     assert loop._current_handle is None
 
 
+def test_current_handle_after_a_nested_handle_run(loop):
+    """A callback that runs another handle's _run() is still the loop's
+    _current_handle afterwards (the exception handler's "Handle created
+    at" comes from it)."""
+    loop.set_debug(True)
+    seen = []
+    other = loop.call_later(3600, seen.append, "other")
+
+    def cb():
+        other._run()
+        seen.append(loop._current_handle)
+
+    handle = loop.call_soon(cb)
+    run_once(loop)
+    assert seen == ["other", handle]
+    assert loop._current_handle is None
+    other.cancel()
+
+
 def test_slow_callback_duration_attribute(loop):
     assert loop.slow_callback_duration == 0.1
     loop.slow_callback_duration = 0.5

@@ -1351,6 +1351,169 @@ def test_differential_random_scripts(sizes):
     fastloop.run(main())
 
 
+def _exc_outcome(exc):
+    return ("raised", type(exc).__name__, str(exc),
+            getattr(exc, "partial", None), getattr(exc, "expected", None),
+            getattr(exc, "consumed", None), type(exc.__context__).__name__)
+
+
+def _poke_state(reader):
+    waiter = reader._waiter
+    return (bytes(reader._buffer), reader._eof, reader._paused,
+            None if waiter is None else (waiter.done(), waiter.cancelled()),
+            reader._limit,
+            None if reader._transport is None else reader._transport.calls[:],
+            type(reader._exception).__name__)
+
+
+_POKE_READS = [("read", 1), ("read", 3), ("read", 100), ("read",),
+               ("read", 0), ("readexactly", 1), ("readexactly", 4),
+               ("readexactly", 30), ("readexactly", 0), ("readline",),
+               ("readuntil",), ("readuntil", b"ab"), ("readuntil", b"a\nb")]
+
+
+async def _run_poke_script(reader, ops):
+    """Like _run_script, with two coroutines driven by hand (send, throw,
+    close) or by tasks, and the reader's attributes poked in between."""
+    seen = []
+    coros = {}
+    for op in ops:
+        kind, res = op[0], None
+        try:
+            if kind == "feed":
+                reader.feed_data(op[1])
+            elif kind == "feed_self":
+                reader.feed_data(reader._buffer)
+            elif kind == "eof":
+                reader.feed_eof()
+            elif kind == "exc":
+                reader.set_exception(op[1]())
+            elif kind == "start":
+                old = coros.get(op[1])
+                if old is not None and not isinstance(old, asyncio.Future):
+                    old.close()
+                coros[op[1]] = getattr(reader, op[2][0])(*op[2][1:])
+            elif kind in ("task", "send", "close", "throw", "cancel"):
+                coro = coros.get(op[1])
+                if isinstance(coro, asyncio.Future):
+                    if kind == "cancel":
+                        coro.cancel()
+                elif coro is not None:
+                    if kind == "task":
+                        coros[op[1]] = asyncio.ensure_future(coro)
+                    elif kind == "send":
+                        try:
+                            res = ("yield", type(coro.send(None)).__name__)
+                        except StopIteration as e:
+                            res = ("returned", e.value)
+                            del coros[op[1]]
+                    elif kind == "close":
+                        coro.close()
+                        del coros[op[1]]
+                    elif kind == "throw":
+                        del coros[op[1]]
+                        coro.throw(op[2]())
+            elif kind == "set_waiter":
+                if reader._waiter is not None and not reader._waiter.done():
+                    reader._waiter.set_result(None)
+            else:  # attribute pokes: ("attr", name, value)
+                setattr(reader, op[1], op[2]() if callable(op[2]) else op[2])
+        except BaseException as e:
+            res = _exc_outcome(e)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        finished = []
+        for key, coro in list(coros.items()):
+            if isinstance(coro, asyncio.Future) and coro.done():
+                del coros[key]
+                if coro.cancelled():
+                    finished.append((key, "cancelled"))
+                elif coro.exception() is not None:
+                    finished.append((key, _exc_outcome(coro.exception())))
+                else:
+                    finished.append((key, "ok", coro.result()))
+        seen.append((kind, res, finished, _poke_state(reader)))
+    for coro in coros.values():
+        if isinstance(coro, asyncio.Future):
+            coro.cancel()
+        else:
+            coro.close()
+    await asyncio.sleep(0)
+    return seen
+
+
+def _random_poke_ops(rng):
+    ops = []
+    for _ in range(rng.randrange(3, 30)):
+        r = rng.random()
+        slot = rng.choice("AB")
+        if r < 0.25:
+            ops.append(("feed", bytes(rng.choices(
+                b"ab\n", k=rng.choice([0, 1, 2, 5, 9, 17, 40])))))
+        elif r < 0.28:
+            ops.append(("feed_self",))
+        elif r < 0.4:
+            ops.append(("start", slot, rng.choice(_POKE_READS)))
+        elif r < 0.5:
+            ops.append(("task", slot))
+        elif r < 0.6:
+            ops.append(("send", slot))
+        elif r < 0.63:
+            ops.append(("close", slot))
+        elif r < 0.66:
+            ops.append(("throw", slot, rng.choice(
+                [KeyError, asyncio.CancelledError, GeneratorExit])))
+        elif r < 0.7:
+            ops.append(("cancel", slot))
+        elif r < 0.73:
+            ops.append(("eof",))
+        elif r < 0.76:
+            ops.append(("exc", rng.choice([ValueError, ConnectionResetError])))
+        elif r < 0.79:
+            ops.append(("set_waiter",))
+        else:
+            ops.append(("attr",) + rng.choice([
+                ("_waiter", None), ("_limit", 1), ("_limit", 8),
+                ("_limit", 10 ** 30), ("_limit", 3.5), ("_eof", False),
+                ("_paused", True), ("_paused", False), ("_exception", None),
+                ("_transport", None),
+                ("_buffer", lambda: bytearray(b"ab\nba")),
+                ("_buffer", bytearray)]))
+    return ops
+
+
+def test_differential_random_scripts_driven_by_hand_and_poked():
+    """Random scripts that drive read coroutines by hand (send, throw,
+    close) as well as by tasks, and set the reader's _waiter, _buffer,
+    _limit, _eof, _paused, _exception and _transport in between (as
+    libraries do), give the same results, exceptions and states on a
+    native reader as on asyncio's."""
+    import logging
+    import random
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda *args: None)
+        rng = random.Random(20261205)
+        for i in range(400):
+            ops = _random_poke_ops(rng)
+            limit = rng.choice([4, 8, 64])
+            results = []
+            for native in (False, True):
+                reader = asyncio.StreamReader(limit=limit)
+                reader.set_transport(_RecordingTransport())
+                if native:
+                    reader.__class__ = _core.StreamReader
+                results.append(await _run_poke_script(reader, ops))
+            assert results[0] == results[1], (i, ops)
+
+    logging.disable(logging.CRITICAL)
+    try:
+        fastloop.run(main())
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def test_read_pipe_streams(sloop):
     """connect_read_pipe() with a StreamReaderProtocol: the reader is
     adopted (fastloop's C pipe transport) and reads as asyncio's."""

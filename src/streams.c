@@ -605,30 +605,38 @@ op_overrun(fl_op *op, const char *msg, Py_ssize_t consumed)
         }
         Py_DECREF(buffer);
     }
-    if (rc < 0) {
-        /* Raised in readline()'s `except LimitOverrunError` block: the
-         * error's context is the LimitOverrunError. */
-        PyObject *et, *ev, *etb;
+    if (rc == 0) {
+        exc = PyObject_CallFunction(PyExc_ValueError, "(s)", msg);
+        if (exc != NULL) {
+            PyErr_SetObject(PyExc_ValueError, exc);
+            Py_DECREF(exc);
+        }
+    }
+    /* What is raised here is raised in readline()'s `except
+     * LimitOverrunError` block: its context is the LimitOverrunError,
+     * whose own context is what the implicit chaining of the raise just
+     * gave it (an exception being handled where the read runs). */
+    {
+        PyObject *et, *ev, *etb, *outer;
 
         PyErr_Fetch(&et, &ev, &etb);
         PyErr_NormalizeException(&et, &ev, &etb);
         if (ev != NULL) {
+            outer = PyException_GetContext(ev);
+            if (outer != NULL && outer != ctx) {
+                PyException_SetContext(ctx, outer);
+            }
+            else {
+                Py_XDECREF(outer);
+            }
             PyException_SetContext(ev, Py_NewRef(ctx));
             if (etb != NULL) {
                 PyException_SetTraceback(ev, etb);
             }
         }
         PyErr_Restore(et, ev, etb);
-        Py_DECREF(ctx);
-        return -1;
     }
-    exc = PyObject_CallFunction(PyExc_ValueError, "(s)", msg);
-    if (exc != NULL) {
-        PyException_SetContext(exc, Py_NewRef(ctx));
-        PyErr_SetObject(PyExc_ValueError, exc);
-        Py_DECREF(exc);
-    }
-    Py_XDECREF(ctx);
+    Py_DECREF(ctx);
     return -1;
 }
 

@@ -747,6 +747,30 @@ def test_readline_overrun_error_in_its_handler_keeps_the_context(sloop):
     run(sloop, main())
 
 
+def test_readline_overrun_inside_an_except_block(sloop):
+    """readline() past the limit run while an exception is being handled
+    (an eager task started in an except block, a coroutine driven by
+    hand): the ValueError's context is still the LimitOverrunError, and
+    that one's is the exception being handled."""
+    async def main():
+        reader = asyncio.StreamReader(limit=4)
+        reader.set_transport(_RecordingTransport())
+        if sloop.kind == "native":
+            reader.__class__ = _core.StreamReader
+        reader.feed_data(b"a" * 10 + b"\nrest")
+        try:
+            raise KeyError("outer")
+        except KeyError:
+            coro = reader.readline()
+            with pytest.raises(ValueError) as e:
+                coro.send(None)
+        assert type(e.value.__context__) is asyncio.LimitOverrunError
+        assert type(e.value.__context__.__context__) is KeyError
+        assert bytes(reader._buffer) == b"rest"
+
+    run(sloop, main())
+
+
 def test_line_protocol_many_lines(sloop):
     async def main():
         srv = await asyncio.start_server(line_echo, "127.0.0.1", 0)

@@ -180,12 +180,10 @@ update_io_noerr(fl_udp *self)
 /* ------------------------------------------------------------------ */
 /* Write queue                                                         */
 
+/* Room for one more datagram. */
 static int
-wbuf_push(fl_udp *self, PyObject *bytes, PyObject *addr,
-          const struct sockaddr_storage *sa, socklen_t salen)
+wbuf_reserve(fl_udp *self)
 {
-    fl_dgram *d;
-
     if (self->wlen == self->wcap) {
         Py_ssize_t ncap = self->wcap ? self->wcap * 2 : 8, i;
         fl_dgram *n;
@@ -206,6 +204,18 @@ wbuf_push(fl_udp *self, PyObject *bytes, PyObject *addr,
         self->whead = 0;
         self->wcap = ncap;
     }
+    return 0;
+}
+
+static int
+wbuf_push(fl_udp *self, PyObject *bytes, PyObject *addr,
+          const struct sockaddr_storage *sa, socklen_t salen)
+{
+    fl_dgram *d;
+
+    if (wbuf_reserve(self) < 0) {
+        return -1;
+    }
     d = &self->wbuf[(self->whead + self->wlen) % self->wcap];
     d->data = Py_NewRef(bytes);
     d->addr = Py_XNewRef(addr);
@@ -218,19 +228,45 @@ wbuf_push(fl_udp *self, PyObject *bytes, PyObject *addr,
     return 0;
 }
 
+/* Moves the oldest queued datagram (its references too) to *out. */
+static void
+wbuf_take(fl_udp *self, fl_dgram *out)
+{
+    fl_dgram *d = &self->wbuf[self->whead];
+
+    *out = *d;
+    self->wsize -= PyBytes_GET_SIZE(out->data) + HEADER_SIZE;
+    d->data = d->addr = NULL;
+    self->whead = (self->whead + 1) % self->wcap;
+    self->wlen--;
+}
+
+/* Puts a taken datagram back at the front (its references are consumed,
+ * also on failure). */
+static int
+wbuf_unget(fl_udp *self, fl_dgram *d)
+{
+    if (wbuf_reserve(self) < 0) {
+        Py_DECREF(d->data);
+        Py_XDECREF(d->addr);
+        return -1;
+    }
+    self->whead = (self->whead + self->wcap - 1) % self->wcap;
+    self->wbuf[self->whead] = *d;
+    self->wlen++;
+    self->wsize += PyBytes_GET_SIZE(d->data) + HEADER_SIZE;
+    return 0;
+}
+
 /* Drops the oldest queued datagram. */
 static void
 wbuf_pop(fl_udp *self)
 {
-    fl_dgram *d = &self->wbuf[self->whead];
-    PyObject *data = d->data, *addr = d->addr;
+    fl_dgram d;
 
-    self->wsize -= PyBytes_GET_SIZE(data) + HEADER_SIZE;
-    d->data = d->addr = NULL;
-    self->whead = (self->whead + 1) % self->wcap;
-    self->wlen--;
-    Py_DECREF(data);
-    Py_XDECREF(addr);
+    wbuf_take(self, &d);
+    Py_DECREF(d.data);
+    Py_XDECREF(d.addr);
 }
 
 static void
@@ -605,14 +641,24 @@ sendto_ready(fl_udp *self)
 
     self->wtail = 0;
     while (self->wlen && !self->base.fd_closed) {
-        fl_dgram *d = &self->wbuf[self->whead];
-        int rc = send_one(self, d->data, PyBytes_AS_STRING(d->data),
-                          (size_t)PyBytes_GET_SIZE(d->data), d->addr, &d->sa,
-                          d->salen);
+        fl_dgram d;
+        int rc;
+
+        /* Off the queue first, as asyncio: Python code the send may run (a
+         * socket wrapper's sendto(), a port's __index__) can change it. */
+        wbuf_take(self, &d);
+        rc = send_one(self, d.data, PyBytes_AS_STRING(d.data),
+                      (size_t)PyBytes_GET_SIZE(d.data), d.addr, &d.sa,
+                      d.salen);
         if (rc == 1) {
+            if (wbuf_unget(self, &d) < 0) {
+                return fatal_error(self,
+                                   "Fatal write error on datagram transport");
+            }
             break; /* try again later */
         }
-        wbuf_pop(self);
+        Py_DECREF(d.data);
+        Py_XDECREF(d.addr);
         if (rc == 0) {
             continue;
         }

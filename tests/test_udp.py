@@ -609,6 +609,53 @@ def test_abort_drops_queue(loop, tmpdir_short):
     run(loop, main())
 
 
+def test_abort_from_sock_sendto_while_draining(loop, fastloop_only, tmpdir_short):
+    # The queue drains through sock.sendto() when the socket module must
+    # convert the address (here a bytearray path); a socket whose sendto()
+    # is Python code (a subclass, a wrapper) can abort the transport in
+    # there. fastloop used to pop the queue head after the send, i.e. pop
+    # an emptied queue (segfault). (asyncio calls connection_lost twice
+    # here: its _sendto_ready calls it directly after abort scheduled it.)
+    class Sock(socket.socket):
+        transport = None
+
+        def sendto(self, data, addr):
+            n = super().sendto(data, addr)
+            tr = self.transport
+            if data == b"abort" and not tr.is_closing():
+                tr.abort()
+            return n
+
+    async def main():
+        path = os.path.join(tmpdir_short, "peer")
+        b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        b.bind(path)
+        b.setblocking(False)
+        sock = Sock(socket.AF_UNIX, socket.SOCK_DGRAM)
+        tr, pr = await endpoint(loop, sock=sock)
+        sock.transport = tr
+        i = 0
+        while not tr.get_write_buffer_size():
+            tr.sendto(b"x" * 1000, path)
+            i += 1
+            assert i < 100000, "the socket never blocked"
+        for _ in range(3):
+            tr.sendto(b"abort", bytearray(path.encode()))
+        tr.sendto(b"after", path)
+        got = []
+        while not pr.lost.done():
+            _drain_peer(b, got)
+            await asyncio.sleep(0.005)
+        _drain_peer(b, got)
+        b.close()
+        assert pr.lost.result() is None
+        assert pr.events.count("lost") == 1
+        assert tr.get_write_buffer_size() == 0
+        assert got.count(b"abort") == 1 and b"after" not in got
+
+    run(loop, main())
+
+
 # --------------------------------------------------------------------------
 # errors
 

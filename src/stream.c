@@ -151,6 +151,8 @@ settle_empty_waiter(fl_stream *self, PyObject *exc)
     if (w == NULL) {
         return;
     }
+    /* Held: done() may run code that calls _reset_empty_waiter(). */
+    Py_INCREF(w);
     r = PyObject_CallMethod(w, "done", NULL);
     if (r == Py_False) {
         Py_XDECREF(exc == NULL
@@ -158,6 +160,7 @@ settle_empty_waiter(fl_stream *self, PyObject *exc)
                        : PyObject_CallMethod(w, "set_exception", "O", exc));
     }
     Py_XDECREF(r);
+    Py_DECREF(w);
     if (PyErr_Occurred()) {
         PyErr_WriteUnraisable((PyObject *)self);
     }

@@ -691,6 +691,50 @@ def test_writelines_iterable_acts_midway(loop, loop_kind, action):
     run(loop, main())
 
 
+def test_empty_waiter_reset_by_its_own_done(loop):
+    # sendfile's empty waiter (a future of loop.create_future()) is reset
+    # by code its done() runs, while the drained buffer settles it: fastloop
+    # went on to call set_result() on the freed future.
+    freed = []
+    calls = []
+
+    class F(asyncio.Future):
+        def done(self):
+            tr._reset_empty_waiter()
+            return super().done()
+
+        def set_result(self, result):
+            calls.append(bool(freed))
+            super().set_result(result)
+
+    async def main():
+        nonlocal tr
+        a, b = socket.socketpair()
+        p = Proto(loop)
+        tr, _ = await loop.connect_accepted_socket(lambda: p, a)
+        tr.write(b"x" * (8 * MB))
+        assert tr.get_write_buffer_size() > 0
+        loop.create_future = lambda: F(loop=loop)
+        w = tr._make_empty_waiter()
+        ref = weakref.ref(w, lambda r: freed.append(1))
+        del w, loop.create_future
+        b.setblocking(False)
+        got = 0
+        while got < 8 * MB:
+            try:
+                got += len(b.recv(MB))
+            except BlockingIOError:
+                await asyncio.sleep(0.001)
+        await wait_until(lambda: calls or ref() is None)
+        tr.close()
+        await p.lost
+        b.close()
+
+    tr = None
+    run(loop, main())
+    assert calls == [False]
+
+
 def test_write_type_errors_and_empty(loop):
     async def main():
         srv, addr, sprotos = await echo_server(loop)

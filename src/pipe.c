@@ -427,7 +427,7 @@ read_shared(fl_pipe *self, PyObject **out)
 static int
 read_ready(fl_pipe *self)
 {
-    PyObject *data = NULL, *r, *fn;
+    PyObject *data = NULL, *r;
     ssize_t n;
 
     if (self->last_read >= DIRECT_MIN) {
@@ -468,10 +468,10 @@ read_ready(fl_pipe *self)
         self->data_received =
             PyObject_GetAttrString(self->base.protocol, "data_received");
     }
-    /* set_protocol() inside the call drops the cached method. */
-    fn = Py_XNewRef(self->data_received);
-    r = fn == NULL ? NULL : fl_tb_call_in_ctx(B(self), fn, &data, 1);
-    Py_XDECREF(fn);
+    /* (the call holds the cached method: set_protocol() may drop it) */
+    r = self->data_received == NULL
+            ? NULL
+            : fl_tb_call_in_ctx(B(self), self->data_received, &data, 1);
     Py_DECREF(data);
     if (r == NULL) {
         if (self->base.protocol == NULL && !PyErr_Occurred()) {

@@ -424,13 +424,11 @@ get_max_size(fl_udp *self, void *c)
 static int
 deliver(fl_udp *self, PyObject *data, PyObject *addr)
 {
-    PyObject *args[2] = {data, addr}, *r, *fn = self->datagram_received;
+    PyObject *args[2] = {data, addr}, *r;
 
-    if (fn != NULL) {
-        /* set_protocol() inside the call drops the cached method. */
-        Py_INCREF(fn);
-        r = fl_tb_call_in_ctx(B(self), fn, args, 2);
-        Py_DECREF(fn);
+    if (self->datagram_received != NULL) {
+        /* (the call holds the cached method: set_protocol() may drop it) */
+        r = fl_tb_call_in_ctx(B(self), self->datagram_received, args, 2);
     }
     else {
         r = call_proto(self, "datagram_received", args, 2, 1);

@@ -206,6 +206,10 @@ typedef struct {
 typedef struct fl_loop {
     PyObject_HEAD
     fl_state *state;
+    /* The module whose state that is: held until dealloc, so that the
+     * state outlives the loop (the final collection at exit can free a
+     * module before a loop it still has to deallocate). */
+    PyObject *module;
     fl_ready ready;
     fl_heap timers;
     uint64_t timer_seq;

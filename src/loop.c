@@ -1465,27 +1465,30 @@ static PyMethodDef loop_methods[] = {
 static PyObject *
 loop_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    fl_state *st = PyType_GetModuleState(type);
+    fl_state *st = NULL;
+    PyObject *mod = NULL;
     fl_loop *self;
     PyTypeObject *t;
 
+    /* Find the module through the C base type (subclasses have none). */
+    for (t = type; t != NULL && t->tp_dealloc != loop_dealloc;
+         t = t->tp_base)
+    {
+    }
+    if (t != NULL) {
+        mod = PyType_GetModule(t);
+        st = mod == NULL ? NULL : PyModule_GetState(mod);
+    }
+    if (st == NULL) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "not a fastloop Loop type");
+        return NULL;
+    }
     /* Subclasses may take their own __init__ arguments. */
-    if (st != NULL && type == st->LoopType &&
+    if (type == st->LoopType &&
         (PyTuple_GET_SIZE(args) || (kwargs && PyDict_GET_SIZE(kwargs))))
     {
         PyErr_SetString(PyExc_TypeError, "Loop() takes no arguments");
-        return NULL;
-    }
-    PyErr_Clear();
-    /* Find the module state through the C base type. */
-    for (t = type; st == NULL && t != NULL; t = t->tp_base) {
-        if (t->tp_dealloc == loop_dealloc) {
-            st = PyType_GetModuleState(t);
-        }
-        PyErr_Clear();
-    }
-    if (st == NULL) {
-        PyErr_SetString(PyExc_TypeError, "not a fastloop Loop type");
         return NULL;
     }
     self = (fl_loop *)type->tp_alloc(type, 0);
@@ -1493,6 +1496,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     self->state = st;
+    self->module = Py_NewRef(mod);
     self->pfd = -1;
     self->wakefd = -1;
     self->slow_callback_duration = 0.1;
@@ -1517,6 +1521,7 @@ static int
 loop_traverse(fl_loop *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->module);
     Py_VISIT(self->current_handle);
     Py_VISIT(self->task_factory);
     Py_VISIT(self->kw_self);
@@ -1548,6 +1553,7 @@ loop_dealloc(PyObject *op)
 {
     fl_loop *self = (fl_loop *)op;
     PyTypeObject *tp = Py_TYPE(op);
+    PyObject *mod;
 
     PyObject_GC_UnTrack(op);
     if (self->weakreflist != NULL) {
@@ -1562,8 +1568,10 @@ loop_dealloc(PyObject *op)
     PyMem_Free(self->events);
     free(self->rbuf); /* page-aligned: see NOTES-perf.md */
     Py_CLEAR(self->rdata);
+    mod = self->module; /* kept to the end: close_core used its state */
     tp->tp_free(op);
     Py_DECREF(tp);
+    Py_XDECREF(mod);
 }
 
 static PyMemberDef loop_members[] = {

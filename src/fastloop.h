@@ -37,7 +37,6 @@ typedef struct {
     PyObject *write_code, *writelines_code; /* StreamWriter's, __code__ */
     PyObject *fut_cancelled, *fut_set_result; /* asyncio.Future's methods */
     PyObject *IncompleteReadError, *LimitOverrunError;
-    PyObject *ready;       /* an awaitable that returns None at once */
     PyObject *str[FL_S_N];
     fl_bytebuf_pool pool; /* storage of emptied readers' buffers */
     int enabled;

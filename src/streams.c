@@ -386,15 +386,16 @@ done:
 /* ------------------------------------------------------------------ */
 /* The op: the awaitable returned by read(n) and drain()               */
 
-enum { OP_NEW, OP_WAIT, OP_RUNNING, OP_DONE, OP_READY };
-enum { OPK_READ, OPK_EXACT, OPK_LINE, OPK_UNTIL };
+enum { OP_NEW, OP_WAIT, OP_RUNNING, OP_DONE };
+enum { OPK_READ, OPK_EXACT, OPK_LINE, OPK_UNTIL, OPK_DRAIN };
 
 typedef struct {
     PyObject_HEAD
     fl_state *st;
-    PyObject *reader; /* NULL for the ready op */
-    PyObject *dict;   /* reader.__dict__ */
-    PyObject *it;     /* the waiter's __await__() iterator while waiting */
+    PyObject *reader; /* the StreamWriter for drain() */
+    PyObject *dict;   /* reader.__dict__ (reads only) */
+    PyObject *it;     /* the waiter's __await__() iterator while waiting;
+                         drain(): asyncio's drain() coroutine's */
     PyObject *sep;    /* readline(), readuntil(): a non-empty bytes */
     Py_ssize_t n;      /* read(n), readexactly(n) */
     Py_ssize_t offset; /* readline(), readuntil(): where the next search
@@ -421,7 +422,7 @@ op_new(fl_state *st, PyObject *reader, int kind, Py_ssize_t n, int state)
     op->state = state;
     op->kind = kind;
     PyObject_GC_Track(op);
-    if (reader != NULL && (op->dict = odict(reader)) == NULL) {
+    if (kind != OPK_DRAIN && (op->dict = odict(reader)) == NULL) {
         Py_DECREF(op);
         return NULL;
     }
@@ -781,6 +782,16 @@ op_resume(fl_op *op, PyObject *arg, PyObject **res)
     PyObject *r;
     int rc = send_to(op->it, arg, &r);
 
+    if (op->kind == OPK_DRAIN) {
+        if (rc == 1) {
+            op->state = OP_WAIT;
+        }
+        else {
+            Py_CLEAR(op->it);
+        }
+        *res = rc < 0 ? NULL : r;
+        return rc;
+    }
     if (rc == 1) {
         op->state = OP_WAIT;
         *res = r;
@@ -796,6 +807,18 @@ op_resume(fl_op *op, PyObject *arg, PyObject **res)
     /* read() takes what is there after one wait; the others check again. */
     return op->kind == OPK_READ ? op_take(op, op->n, 1, res)
                                 : op_check(op, res);
+}
+
+/* o.__await__(): new reference or NULL. */
+static PyObject *
+await_iter(PyObject *o)
+{
+    PyAsyncMethods *am = Py_TYPE(o)->tp_as_async;
+
+    if (am != NULL && am->am_await != NULL) {
+        return am->am_await(o);
+    }
+    return PyObject_CallMethod(o, "__await__", NULL);
 }
 
 static const char *const wait_names[] = {"read", "readexactly", "readuntil",
@@ -844,14 +867,7 @@ op_wait(fl_op *op, PyObject **res)
         Py_DECREF(fut);
         return -1;
     }
-    if (Py_TYPE(fut)->tp_as_async != NULL &&
-        Py_TYPE(fut)->tp_as_async->am_await != NULL)
-    {
-        op->it = Py_TYPE(fut)->tp_as_async->am_await(fut);
-    }
-    else {
-        op->it = PyObject_CallMethod(fut, "__await__", NULL);
-    }
+    op->it = await_iter(fut);
     Py_DECREF(fut);
     if (op->it == NULL) {
         end_wait(op, 1);
@@ -862,10 +878,17 @@ op_wait(fl_op *op, PyObject **res)
 
 /* read(n), readexactly(n), readline() from the start: the stream's
  * exception first, as each of them. Like op_step. */
+static int drain_start(fl_op *op, PyObject **res);
+
 static int
 op_start(fl_op *op, PyObject **res)
 {
-    PyObject *exc = dget(op->st, op->dict, FL_S_EXCEPTION);
+    PyObject *exc;
+
+    if (op->kind == OPK_DRAIN) {
+        return drain_start(op, res);
+    }
+    exc = dget(op->st, op->dict, FL_S_EXCEPTION);
 
     if (exc == NULL) {
         return -1;
@@ -885,9 +908,6 @@ op_step(fl_op *op, PyObject *arg, PyObject **res)
 
     *res = NULL;
     switch (state) {
-    case OP_READY:
-        *res = Py_NewRef(Py_None);
-        return 0;
     case OP_NEW:
         if (arg != Py_None) {
             PyErr_SetString(PyExc_TypeError,
@@ -918,15 +938,27 @@ op_step(fl_op *op, PyObject *arg, PyObject **res)
 static int
 op_stop(fl_op *op)
 {
-    if (op->state == OP_READY) {
-        return 0;
-    }
+    PyObject *it, *r;
+
     if (op->state == OP_RUNNING) {
         PyErr_SetString(PyExc_ValueError, "coroutine already executing");
         return -1;
     }
     op->state = OP_DONE;
-    return op->it != NULL ? end_wait(op, 0) : 0;
+    if (op->kind != OPK_DRAIN) {
+        return op->it != NULL ? end_wait(op, 0) : 0;
+    }
+    /* drain(): closed as a coroutine closes the one it awaits (asyncio's
+     * drain() catches nothing, so this runs its finally blocks). */
+    it = op->it;
+    op->it = NULL;
+    if (it == NULL) {
+        return 0;
+    }
+    r = PyObject_CallMethod(it, "close", NULL);
+    Py_DECREF(it);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
 }
 
 /* A step's outcome as iternext (stop: 0) or send() (stop: 1) returns
@@ -1063,8 +1095,9 @@ op_get_name(fl_op *op, void *qual)
 {
     static const char *const kinds[] = {"read", "readexactly", "readline",
                                         "readuntil"};
-    const char *cls = op->reader == NULL ? "StreamWriter." : "StreamReader.";
-    const char *name = op->reader == NULL ? "drain" : kinds[op->kind];
+    int drain = op->kind == OPK_DRAIN;
+    const char *cls = drain ? "StreamWriter." : "StreamReader.";
+    const char *name = drain ? "drain" : kinds[op->kind];
 
     return qual ? PyUnicode_FromFormat("%s%s", cls, name)
                 : PyUnicode_FromString(name);
@@ -1481,7 +1514,6 @@ writer_drain(PyObject *self, PyTypeObject *cls, PyObject *const *args,
              size_t nargsf, PyObject *kwnames)
 {
     fl_state *st = STATE(cls);
-    int ready;
 
     if (st == NULL) {
         return NULL;
@@ -1489,14 +1521,33 @@ writer_drain(PyObject *self, PyTypeObject *cls, PyObject *const *args,
     if (kwnames != NULL || PyVectorcall_NARGS(nargsf) != 0) {
         return call_orig(st->streams.py_drain, self, args, nargsf, kwnames);
     }
-    ready = drain_ready(st, self);
-    if (ready < 0) {
-        return NULL;
+    return op_new(st, self, OPK_DRAIN, 0, OP_NEW);
+}
+
+/* drain()'s first step: done at once when nothing holds the writer back
+ * (checked now, as asyncio's coroutine checks when it starts), else
+ * asyncio's drain() does the waiting. Like op_step. */
+static int
+drain_start(fl_op *op, PyObject **res)
+{
+    fl_state *st = op->st;
+    PyObject *coro;
+    int ready = drain_ready(st, op->reader);
+
+    if (ready != 0) {
+        *res = ready > 0 ? Py_NewRef(Py_None) : NULL;
+        return ready > 0 ? 0 : -1;
     }
-    if (ready) {
-        return Py_NewRef(st->streams.ready);
+    coro = call_orig(st->streams.py_drain, op->reader, NULL, 0, NULL);
+    if (coro == NULL) {
+        return -1;
     }
-    return call_orig(st->streams.py_drain, self, args, nargsf, kwnames);
+    op->it = await_iter(coro);
+    Py_DECREF(coro);
+    if (op->it == NULL) {
+        return -1;
+    }
+    return op_resume(op, Py_None, res);
 }
 
 #define FL_METHOD(name, fn, sig)                                  \
@@ -1949,8 +2000,7 @@ fl_streams_init(PyObject *mod, fl_state *st)
         (s->ReaderType = add_type(mod, &reader_spec, s->aio_reader,
                                   "StreamReader")) == NULL ||
         (s->WriterType = add_type(mod, &writer_spec, s->aio_writer,
-                                  "StreamWriter")) == NULL ||
-        (s->ready = op_new(st, NULL, OPK_READ, 0, OP_READY)) == NULL
+                                  "StreamWriter")) == NULL
              ? -1
              : 0;
     Py_DECREF(exceptions);
@@ -1984,7 +2034,6 @@ fl_streams_traverse(fl_state *st, visitproc visit, void *arg)
     Py_VISIT(s->py_data_received);
     Py_VISIT(s->fut_cancelled);
     Py_VISIT(s->fut_set_result);
-    Py_VISIT(s->ready);
     return 0;
 }
 
@@ -1994,7 +2043,6 @@ fl_streams_clear(fl_state *st)
     fl_streams_state *s = &st->streams;
     int i;
 
-    Py_CLEAR(s->ready);
     Py_CLEAR(s->OpType);
     Py_CLEAR(s->ReaderType);
     Py_CLEAR(s->WriterType);

@@ -947,6 +947,60 @@ def test_drain_after_close_and_after_reset(sloop):
 test_drain_after_close_and_after_reset.outcomes = {}
 
 
+def test_drain_decides_when_awaited_not_when_called(sloop):
+    """drain() is a coroutine: whether it waits or raises is decided when
+    it first runs. A drain() made while nothing is buffered, started later
+    (a task, asyncio.wait_for on 3.9-3.11, gather) after the writer has
+    filled the buffer waits; one started after the connection was lost
+    raises."""
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        d = asyncio.ensure_future(sw.drain())  # first step: next iteration
+        chunk = b"z" * 65536
+        while sw.transport.get_write_buffer_size() <= HIGH:
+            sw.write(chunk)
+        await asyncio.sleep(0.02)
+        assert not d.done()
+        while not d.done():
+            await cr.read(1 << 20)
+        assert await d is None
+
+        coro = sw.drain()
+        sw.transport.abort()
+        await wait_until(lambda: sr.at_eof())
+        with pytest.raises(ConnectionResetError):
+            await coro
+        # made and dropped without being awaited: no warning, no waiter
+        sw.drain().close()
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
+def test_drain_cancelled_while_waiting(sloop):
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        chunk = b"z" * 65536
+        d = asyncio.ensure_future(sw.drain())
+        while sw.transport.get_write_buffer_size() <= HIGH:
+            sw.write(chunk)
+        await asyncio.sleep(0.02)
+        d.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await d
+        # the protocol holds no waiter of the cancelled drain
+        waiters = getattr(sw._protocol, "_drain_waiters", None)
+        if waiters is not None:
+            assert len(waiters) == 0
+        d2 = asyncio.ensure_future(sw.drain())
+        while not d2.done():
+            await cr.read(1 << 20)
+        assert await d2 is None
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
 def test_drain_outcomes_agree():
     outs = test_drain_after_close_and_after_reset.outcomes
     if len(outs) < len(KINDS):

@@ -1013,11 +1013,37 @@ op_am_send(fl_op *op, PyObject *arg, PyObject **res)
 }
 #endif
 
+/* throw()'s exception: *typ a class, *val an instance or NULL; -1 with
+ * TypeError as a coroutine's throw() raises. */
+static int
+throw_args(PyObject **typ, PyObject **val)
+{
+    if (PyExceptionInstance_Check(*typ)) {
+        if (*val != NULL) {
+            PyErr_SetString(PyExc_TypeError,
+                            "instance exception may not have a separate "
+                            "value");
+            return -1;
+        }
+        *val = *typ;
+        *typ = (PyObject *)Py_TYPE(*typ);
+        return 0;
+    }
+    if (!PyExceptionClass_Check(*typ)) {
+        PyErr_Format(PyExc_TypeError,
+                     "exceptions must be classes or instances deriving "
+                     "from BaseException, not %s",
+                     Py_TYPE(*typ)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 op_throw(fl_op *op, PyObject *args)
 {
-    PyObject *typ, *val = NULL, *tb = NULL;
-    int done;
+    PyObject *typ, *val = NULL, *tb = NULL, *et, *ev, *etb;
+    int done, bad;
 
     if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) {
         return NULL;
@@ -1034,24 +1060,21 @@ op_throw(fl_op *op, PyObject *args)
         return NULL;
     }
     done = op->state == OP_DONE;
-    if (op_stop(op) < 0) {
+    bad = throw_args(&typ, &val) < 0;
+    /* A bad exception leaves a coroutine that has not started untouched;
+     * a waiting one gets the TypeError at its await and ends. */
+    if (bad && op->state != OP_WAIT) {
         return NULL;
     }
-    if (PyExceptionInstance_Check(typ)) {
-        if (val != NULL) {
-            PyErr_SetString(PyExc_TypeError,
-                            "instance exception may not have a separate "
-                            "value");
-            return NULL;
-        }
-        val = typ;
-        typ = (PyObject *)Py_TYPE(typ);
+    PyErr_Fetch(&et, &ev, &etb);
+    if (op_stop(op) < 0) {
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+        return NULL;
     }
-    else if (!PyExceptionClass_Check(typ)) {
-        PyErr_Format(PyExc_TypeError,
-                     "exceptions must be classes or instances deriving "
-                     "from BaseException, not %s",
-                     Py_TYPE(typ)->tp_name);
+    PyErr_Restore(et, ev, etb);
+    if (bad) {
         return NULL;
     }
     if (done) {
@@ -1062,8 +1085,6 @@ op_throw(fl_op *op, PyObject *args)
     }
     PyErr_SetObject(typ, val != NULL ? val : Py_None);
     if (tb != NULL) {
-        PyObject *et, *ev, *etb;
-
         PyErr_Fetch(&et, &ev, &etb);
         PyErr_NormalizeException(&et, &ev, &etb);
         if (ev != NULL) {

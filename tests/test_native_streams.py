@@ -512,6 +512,36 @@ def test_throw_into_a_finished_read(sloop):
     run(sloop, main())
 
 
+def test_throw_of_a_bad_exception(sloop):
+    """throw(42) into a read that has not started raises TypeError and
+    leaves it usable; into a waiting read it ends the read (the TypeError
+    is raised at its await) and clears the reader's waiter."""
+    async def main():
+        srv, cr, cw, sr, sw = await connect()
+        cw.write(b"abc")
+        await wait_until(lambda: len(sr._buffer) == 3)
+        coro = sr.read(2)
+        with pytest.raises(TypeError):
+            coro.throw(42)
+        with pytest.raises(TypeError):
+            coro.throw(KeyError(), "value")
+        with pytest.raises(StopIteration) as e:
+            coro.send(None)
+        assert e.value.value == b"ab"
+        sr._buffer.clear()
+        coro = sr.readexactly(5)
+        coro.send(None)
+        assert sr._waiter is not None
+        with pytest.raises(TypeError):
+            coro.throw(42)
+        assert sr._waiter is None
+        with pytest.raises(RuntimeError, match="cannot reuse"):
+            coro.send(None)
+        await finish(srv, cw, sw)
+
+    run(sloop, main())
+
+
 def test_waiting_read_collected_clears_waiter(sloop):
     async def main():
         srv, cr, cw, sr, sw = await connect()

@@ -153,48 +153,56 @@ fl_io_flush(fl_loop *loop)
     return 0;
 }
 
-int
-fl_fd_from_object(PyObject *obj)
+/* An int as an fd: -1 with ValueError when negative (as selectors'
+ * _fileobj_to_fd) or OverflowError beyond a C int (as epoll.register()). */
+static int
+fd_from_int(PyObject *i)
 {
-    long fd;
+    int overflow;
+    long fd = PyLong_AsLongAndOverflow(i, &overflow);
 
-    if (PyLong_Check(obj)) {
-        fd = PyLong_AsLong(obj);
-        if (fd == -1 && PyErr_Occurred()) {
-            PyErr_Clear();
-            fd = INT_MIN;
-        }
+    if (fd == -1 && PyErr_Occurred()) {
+        return -1;
     }
-    else {
-        PyObject *r = PyObject_CallMethod(obj, "fileno", NULL);
-        PyObject *i = NULL;
-        if (r != NULL) {
-            i = PyNumber_Long(r);
-            Py_DECREF(r);
-        }
-        if (i == NULL) {
-            if (PyErr_ExceptionMatches(PyExc_AttributeError) ||
-                PyErr_ExceptionMatches(PyExc_TypeError) ||
-                PyErr_ExceptionMatches(PyExc_ValueError))
-            {
-                PyErr_Clear();
-                PyErr_Format(PyExc_ValueError, "Invalid file object: %R",
-                             obj);
-            }
-            return -1;
-        }
-        fd = PyLong_AsLong(i);
-        Py_DECREF(i);
-        if (fd == -1 && PyErr_Occurred()) {
-            PyErr_Clear();
-            fd = INT_MIN;
-        }
+    if (overflow < 0 || (overflow == 0 && fd < 0)) {
+        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %R", i);
+        return -1;
     }
-    if (fd < 0 || fd > INT_MAX) {
-        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+    if (overflow > 0 || fd > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "Python int too large to convert to C int");
         return -1;
     }
     return (int)fd;
+}
+
+int
+fl_fd_from_object(PyObject *obj)
+{
+    PyObject *r, *i = NULL;
+    int fd;
+
+    if (PyLong_Check(obj)) {
+        return fd_from_int(obj);
+    }
+    r = PyObject_CallMethod(obj, "fileno", NULL);
+    if (r != NULL) {
+        i = PyNumber_Long(r);
+        Py_DECREF(r);
+    }
+    if (i == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError) ||
+            PyErr_ExceptionMatches(PyExc_TypeError) ||
+            PyErr_ExceptionMatches(PyExc_ValueError))
+        {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "Invalid file object: %R", obj);
+        }
+        return -1;
+    }
+    fd = fd_from_int(i);
+    Py_DECREF(i);
+    return fd;
 }
 
 static int
@@ -305,7 +313,15 @@ remove_watcher(fl_loop *self, PyObject *fdobj, unsigned which)
     PyObject *old, **slotp;
     int fd, rc;
 
-    if ((fd = watched_fd(self, fdobj)) < 0 || ensure_no_io(self, fd) < 0) {
+    if ((fd = watched_fd(self, fdobj)) < 0) {
+        /* beyond any fd: never registered (asyncio: KeyError -> False) */
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            Py_RETURN_FALSE;
+        }
+        return NULL;
+    }
+    if (ensure_no_io(self, fd) < 0) {
         return NULL;
     }
     if (self->closed || fd >= self->nfds) {

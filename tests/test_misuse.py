@@ -198,6 +198,29 @@ def test_add_reader_fd_overflow_does_not_alias_low_fd(loop):
     assert loop.remove_writer(1) is False
 
 
+@pytest.mark.parametrize("fd", [2**31, 2**40, 2**100])
+def test_fd_beyond_a_c_int(loop, fd):
+    """As asyncio: epoll refuses it (OverflowError); removing it finds
+    nothing; a file object whose fileno() is that big is refused alike."""
+    class F:
+        def fileno(self):
+            return fd
+
+    with pytest.raises(OverflowError):
+        loop.add_reader(fd, noop)
+    with pytest.raises(OverflowError):
+        loop.add_writer(F(), noop)
+    assert loop.remove_reader(fd) is False
+    assert loop.remove_writer(F()) is False
+
+
+def test_hugely_negative_fd_named_in_the_error(loop):
+    with pytest.raises(ValueError, match=str(-2**70)):
+        loop.add_reader(-2**70, noop)
+    with pytest.raises(ValueError, match=str(-2**70)):
+        loop.remove_writer(-2**70)
+
+
 def test_add_reader_closed_fd(loop):
     r, w = os.pipe()
     os.close(r)

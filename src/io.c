@@ -205,18 +205,34 @@ fl_fd_from_object(PyObject *obj)
     return fd;
 }
 
+/* asyncio's _ensure_fd_no_transport: the fd of a transport that is not
+ * closing cannot be watched by hand (one that is closing can: the two
+ * share the fd's registration until the transport lets go of it). */
 static int
 ensure_no_io(fl_loop *loop, int fd)
 {
-    if (fd < loop->nfds && loop->fds[fd].io != NULL &&
-        loop->fds[fd].io->owner != NULL && !loop->closed)
+    PyObject *owner, *r;
+    int closing;
+
+    if (fd >= loop->nfds || loop->fds[fd].io == NULL ||
+        loop->fds[fd].io->owner == NULL || loop->closed)
     {
-        PyErr_Format(PyExc_RuntimeError,
-                     "File descriptor %d is used by transport %R", fd,
-                     loop->fds[fd].io->owner);
-        return -1;
+        return 0;
     }
-    return 0;
+    owner = Py_NewRef(loop->fds[fd].io->owner);
+    r = PyObject_CallMethod(owner, "is_closing", NULL);
+    if (r == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear(); /* a server's accept loop */
+        r = Py_NewRef(Py_False);
+    }
+    closing = r == NULL ? -1 : PyObject_IsTrue(r);
+    Py_XDECREF(r);
+    if (closing == 0) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "File descriptor %d is used by transport %R", fd, owner);
+    }
+    Py_DECREF(owner);
+    return closing > 0 ? 0 : -1;
 }
 
 static void
@@ -569,9 +585,11 @@ fl_io_queue(fl_loop *loop)
             continue;
         }
         if (e->fd < 0 || e->fd >= loop->nfds ||
-            loop->fds[e->fd].gen != e->gen || loop->fds[e->fd].io != NULL)
+            loop->fds[e->fd].gen != e->gen ||
+            (loop->fds[e->fd].reader == NULL &&
+             loop->fds[e->fd].writer == NULL))
         {
-            continue;
+            continue; /* stale, or only a C watcher (fl_io_run) */
         }
         if ((e->mask & FL_READ) && queue_user(loop, e->fd, FL_READ) < 0) {
             return -1;
@@ -598,7 +616,7 @@ fl_io_run(fl_loop *loop)
         }
         s = &loop->fds[e->fd];
         if (s->gen != e->gen || s->io == NULL) {
-            continue; /* stale, or a user watcher (queued by fl_io_queue) */
+            continue; /* stale, or only user watchers (fl_io_queue) */
         }
         m = e->mask & s->io->wanted;
         if (m && dispatch_io(loop, s->io, m) < 0) {

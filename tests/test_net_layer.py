@@ -1362,6 +1362,31 @@ def test_sock_recv_on_transport_fd_is_refused(loop):
     run(loop, main())
 
 
+def test_add_reader_on_a_closing_transport_fd(loop):
+    """asyncio refuses the fd of a transport only while it is not closing:
+    once close() is called, add_reader/remove_reader on it work."""
+    async def main():
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        lost = loop.create_future()
+
+        class P(asyncio.Protocol):
+            def connection_lost(self, exc):
+                lost.set_result(exc)
+
+        tr, _ = await loop.create_connection(
+            P, *server.sockets[0].getsockname())
+        fd = tr.get_extra_info("socket").fileno()
+        tr.close()
+        assert tr.is_closing()
+        loop.add_reader(fd, lambda: None)
+        assert loop.remove_reader(fd) is True
+        assert loop.remove_reader(fd) is False
+        assert await asyncio.wait_for(lost, 10) is None
+        await close_server(server)
+
+    run(loop, main())
+
+
 def test_sock_sendfile(loop, tcp_pair, bigfile):
     a, b = tcp_pair
     f, data = bigfile

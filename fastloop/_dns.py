@@ -82,17 +82,19 @@ def ipaddr_info(host, port, family, type, proto, flowinfo=0, scopeid=0):
     else:
         families = (family,)
 
+    # As asyncio: a host that cannot be decoded, is not a string or holds
+    # a NUL byte is an error here (UnicodeError, TypeError, ValueError),
+    # not something for getaddrinfo() (which would stop at the NUL).
     if isinstance(host, bytes):
-        try:
-            host = host.decode("idna")
-        except UnicodeError:
-            return None
-    elif not isinstance(host, str):
-        return None
+        host = host.decode("idna")
 
     if "%" in host:
         # inet_pton() rejects zone indices: split the zone off ourselves.
-        if not HAS_IPV6 or socket.AF_INET6 not in families:
+        if (
+            not isinstance(host, str)
+            or not HAS_IPV6
+            or socket.AF_INET6 not in families
+        ):
             return None
         addr, _, zone = host.partition("%")
         try:
@@ -107,7 +109,7 @@ def ipaddr_info(host, port, family, type, proto, flowinfo=0, scopeid=0):
     for af in families:
         try:
             socket.inet_pton(af, host)
-        except (OSError, ValueError):
+        except OSError:
             continue
         if HAS_IPV6 and af == socket.AF_INET6:
             return af, type, proto, "", (host, port, flowinfo, scopeid)

@@ -212,3 +212,37 @@ def test_getnameinfo_errors(loop):
             await loop.getnameinfo("127.0.0.1", flags)
 
     run(loop, main())
+
+
+@pytest.mark.parametrize(
+    "host,exc",
+    [
+        ("127.0.0.1\0", ValueError),
+        (b"127.0.0.1\0", ValueError),
+        (b"\xff", UnicodeError),
+        (5, TypeError),
+        (bytearray(b"127.0.0.1"), TypeError),
+    ],
+    ids=["nul", "bytes-nul", "bad-idna", "int", "bytearray"],
+)
+@pytest.mark.parametrize("meth", ["create_connection", "create_server", "sock_connect"])
+def test_numeric_host_fast_path_errors(loop, meth, host, exc):
+    # asyncio's _ipaddr_info raises for these instead of asking
+    # getaddrinfo(), which would stop at the NUL byte and connect to (or
+    # bind) 127.0.0.1.
+    if meth == "create_server" and isinstance(host, (bytes, bytearray)):
+        host = [host]  # create_server iterates a non-str host
+
+    async def main():
+        if meth == "sock_connect":
+            with socket.socket() as s:
+                s.setblocking(False)
+                await loop.sock_connect(s, (host, 1))
+        elif meth == "create_server":
+            srv = await loop.create_server(asyncio.Protocol, host, 0)
+            srv.close()
+        else:
+            await loop.create_connection(asyncio.Protocol, host, 1)
+
+    with pytest.raises(exc):
+        run(loop, main())

@@ -20,6 +20,7 @@ behaviour follows the newest CPython where older versions had bugs
 ``sock_sendto`` family exist on every version.
 """
 
+import asyncio
 import collections.abc
 import errno
 import functools
@@ -68,8 +69,10 @@ def _since(**versions):
     """Hide keyword-only parameters that the running Python does not have.
 
     ``@_since(all_errors=(3, 12))`` on a coroutine method: on older Pythons
-    ``inspect.signature`` does not show ``all_errors`` and passing it raises
-    TypeError, as with asyncio's method; the implementation sees the default.
+    the method is replaced by one with asyncio's signature of that version
+    (``inspect.signature`` does not show ``all_errors``, and passing it
+    raises TypeError at the call, naming asyncio's method, as calling
+    asyncio's does); the implementation sees the default.
     """
 
     def decorate(func):
@@ -80,19 +83,41 @@ def _since(**versions):
             return func
         sig = inspect.signature(func)
         params = [p for p in sig.parameters.values() if p.name not in hidden]
-
-        @functools.wraps(func)
-        async def wrapper(self, *args, **kwargs):
-            for name in kwargs:
-                if name in hidden:
-                    raise TypeError(
-                        f"{func.__qualname__}() got an unexpected keyword "
-                        f"argument {name!r}"
-                    )
-            return await func(self, *args, **kwargs)
-
-        wrapper.__signature__ = sig.replace(parameters=params)
+        # A function with exactly these parameters, so that Python itself
+        # checks the call.
+        defaults = {}
+        text = []
+        passed = []
+        star = False
+        for p in params:
+            if p.kind is p.KEYWORD_ONLY:
+                if not star:
+                    text.append("*")
+                    star = True
+                passed.append(f"{p.name}={p.name}")
+            elif p.kind is p.POSITIONAL_OR_KEYWORD:
+                passed.append(p.name)
+            else:  # pragma: no cover
+                raise TypeError(f"_since: unsupported parameter {p}")
+            if p.default is p.empty:
+                text.append(p.name)
+            else:
+                defaults[f"_d_{p.name}"] = p.default
+                text.append(f"{p.name}=_d_{p.name}")
+        namespace = dict(defaults, _impl=func)
+        exec(
+            f"async def {func.__name__}({', '.join(text)}):\n"
+            f"    return await _impl({', '.join(passed)})\n",
+            namespace,
+        )
+        wrapper = namespace[func.__name__]
+        functools.update_wrapper(wrapper, func)
         del wrapper.__wrapped__
+        # Python's TypeError for a bad call names the function by its
+        # __qualname__ (3.10+): asyncio's method's.
+        theirs = getattr(asyncio.SelectorEventLoop, func.__name__, None)
+        if theirs is not None:
+            wrapper.__qualname__ = theirs.__qualname__
         return wrapper
 
     return decorate

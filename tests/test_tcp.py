@@ -9,6 +9,7 @@ import asyncio
 import contextvars
 import errno
 import gc
+import inspect
 import socket
 import struct
 import sys
@@ -2052,3 +2053,36 @@ def test_unclosed_transport_resource_warning(loop):
         str(x.message) for x in w if issubclass(x.category, ResourceWarning)
     ]
     assert any("unclosed transport" in m for m in msgs), msgs
+
+
+_NEWER_KEYWORDS = [
+    ("create_connection", "ssl_shutdown_timeout", (3, 11)),
+    ("create_connection", "all_errors", (3, 12)),
+    ("create_server", "ssl_shutdown_timeout", (3, 11)),
+    ("create_server", "keep_alive", (3, 13)),
+    ("create_unix_connection", "ssl_shutdown_timeout", (3, 11)),
+    ("create_unix_server", "ssl_shutdown_timeout", (3, 11)),
+    ("create_unix_server", "cleanup_socket", (3, 13)),
+    ("connect_accepted_socket", "ssl_shutdown_timeout", (3, 11)),
+    ("start_tls", "ssl_shutdown_timeout", (3, 11)),
+]
+
+
+@pytest.mark.parametrize(
+    "meth,kw,since", _NEWER_KEYWORDS, ids=[f"{m}-{k}" for m, k, _ in _NEWER_KEYWORDS]
+)
+def test_newer_keyword_rejected_at_call(loop, meth, kw, since):
+    # A keyword the running Python's asyncio does not have is a TypeError
+    # raised by the call itself (not when the coroutine is awaited), and
+    # the message names asyncio's method as Python does.
+    if sys.version_info >= since:
+        pytest.skip(f"{kw} exists on this version")
+    if sys.version_info >= (3, 10):
+        name = getattr(asyncio.SelectorEventLoop, meth).__qualname__
+    else:
+        name = meth
+    with pytest.raises(TypeError) as ei:
+        coro = getattr(loop, meth)(asyncio.Protocol, None, **{kw: 1})
+        coro.close()
+    assert str(ei.value) == f"{name}() got an unexpected keyword argument {kw!r}"
+    assert kw not in inspect.signature(getattr(loop, meth)).parameters

@@ -55,6 +55,7 @@ from ._sockops import SockOpsMixin, check_ssl_socket
 
 __all__ = ("NetworkMixin",)
 
+_PY310 = sys.version_info >= (3, 10)
 _PY311 = sys.version_info >= (3, 11)
 _PY312 = sys.version_info >= (3, 12)
 _PY313 = sys.version_info >= (3, 13)
@@ -558,8 +559,9 @@ class NetworkMixin(SockOpsMixin):
             sock.setblocking(False)
             if local_addr_infos is not None:
                 for lfamily, _, _, _, laddr in local_addr_infos:
-                    # Local addresses of another family cannot be bound.
-                    if lfamily != family:
+                    # Local addresses of another family cannot be bound
+                    # (3.10+; 3.9 tries to bind them too).
+                    if lfamily != family and _PY310:
                         continue
                     try:
                         sock.bind(laddr)

@@ -1962,6 +1962,30 @@ def test_create_connection_local_addr_in_use(loop):
     run(loop, main())
 
 
+@needs_ipv6
+def test_create_connection_local_addr_other_family(loop):
+    # 3.10+ skips local addresses of another family ("no matching local
+    # address"); 3.9 tries to bind them, and an IPv6 address on an IPv4
+    # socket is a TypeError.
+    async def main():
+        srv, addr, sprotos = await echo_server(loop)
+        try:
+            if sys.version_info >= (3, 10):
+                with pytest.raises(OSError, match="no matching local address"):
+                    await loop.create_connection(
+                        asyncio.Protocol, *addr, local_addr=("::1", 0)
+                    )
+            else:
+                with pytest.raises(TypeError):
+                    await loop.create_connection(
+                        asyncio.Protocol, *addr, local_addr=("::1", 0)
+                    )
+        finally:
+            await close_server(srv, sprotos)
+
+    run(loop, main())
+
+
 # --------------------------------------------------------------------------
 # cancellation
 

@@ -96,6 +96,12 @@ class DatagramMixin:
                 sock,
             )
 
+        # reuse_address is gone: Python's TypeError for it names the
+        # method by its __qualname__, asyncio's.
+        create_datagram_endpoint.__qualname__ = (
+            base_events.BaseEventLoop.create_datagram_endpoint.__qualname__
+        )
+
     else:
 
         async def create_datagram_endpoint(

@@ -1168,6 +1168,18 @@ def test_reuse_address(loop):
     run(loop, main())
 
 
+@pytest.mark.skipif(not PY311, reason="reuse_address exists before 3.11")
+def test_reuse_address_type_error_names_asyncio_method(loop):
+    # 3.11+ has no reuse_address: Python's TypeError at the call names
+    # asyncio's method.
+    with pytest.raises(TypeError) as ei:
+        loop.create_datagram_endpoint(DProto, reuse_address=False)
+    assert str(ei.value) == (
+        "BaseEventLoop.create_datagram_endpoint() got an unexpected "
+        "keyword argument 'reuse_address'"
+    )
+
+
 def test_protocol_factory_error_closes_socket(loop):
     def factory():
         raise ZeroDivisionError

@@ -404,12 +404,17 @@ class NetworkMixin(SockOpsMixin):
             ssl_handshake_timeout,
             ssl_shutdown_timeout,
         )
+        # The application-side transport as created, which asyncio's
+        # _accept_connection2 holds (the protocol forgets it once the
+        # connection is lost).
         waiter.add_done_callback(
-            functools.partial(self._fl_accepted_ssl_done, ssl_protocol, protocol)
+            functools.partial(
+                self._fl_accepted_ssl_done, ssl_protocol._app_transport, protocol
+            )
         )
         return ssl_protocol
 
-    def _fl_accepted_ssl_done(self, ssl_protocol, protocol, waiter):
+    def _fl_accepted_ssl_done(self, transport, protocol, waiter):
         # The failure half of selector_events._accept_connection2 for TLS.
         if waiter.cancelled():
             exc = exceptions.CancelledError()
@@ -417,20 +422,18 @@ class NetworkMixin(SockOpsMixin):
             exc = waiter.exception()
             if exc is None:
                 return
-        # 3.11+: the app transport only exists once the handshake is done;
-        # before that a failed handshake has already aborted the raw one.
-        transport = ssl_protocol._app_transport
         if transport is not None:
             transport.close()
         if self.get_debug():
-            self.call_exception_handler(
-                {
-                    "message": "Error on transport creation for incoming connection",
-                    "exception": exc,
-                    "protocol": protocol,
-                    "transport": transport,
-                }
-            )
+            context = {
+                "message": "Error on transport creation for incoming connection",
+                "exception": exc,
+            }
+            if protocol is not None:
+                context["protocol"] = protocol
+            if transport is not None:
+                context["transport"] = transport
+            self.call_exception_handler(context)
 
     async def _create_connection_transport(
         self,

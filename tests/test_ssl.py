@@ -245,6 +245,37 @@ def test_tls_server_handshake_timeout(loop, server_ctx):
     errors.clear()
 
 
+def test_tls_server_failed_handshake_debug_context(loop, server_ctx):
+    # In debug mode a failed handshake of an accepted connection is
+    # reported with the application-side transport asyncio's
+    # _accept_connection2 made for it (not None once the protocol has
+    # forgotten it).
+    loop.set_debug(True)
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    async def main():
+        srv = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=server_ctx)
+        addr = srv.sockets[0].getsockname()
+        # Plain text instead of a ClientHello.
+        p = Proto(loop)
+        tr, _ = await loop.create_connection(lambda: p, *addr)
+        tr.write(b"GET / HTTP/1.0\r\n\r\n" * 10)
+        await p.lost
+        await wait_until(lambda: contexts)
+        await close_server(srv)
+
+    run(loop, main())
+    [ctx] = [
+        c for c in contexts
+        if c["message"] == "Error on transport creation for incoming connection"
+    ]
+    assert isinstance(ctx["exception"], ssl.SSLError)
+    assert isinstance(ctx["transport"], asyncio.Transport)
+    assert ctx["transport"].is_closing()
+    assert isinstance(ctx["protocol"], asyncio.Protocol)
+
+
 # --------------------------------------------------------------------------
 # large transfer
 

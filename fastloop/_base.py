@@ -40,6 +40,7 @@ from . import _stats
 __all__ = ("BaseLoopMixin",)
 
 _PY311 = sys.version_info >= (3, 11)
+_PY313 = sys.version_info >= (3, 13)
 
 # 3.13 added a keyword-only ``debug`` flag to _format_callback_source (the
 # arguments of a callback are only shown in debug mode); older versions
@@ -408,6 +409,13 @@ class BaseLoopMixin:
             executor = self._default_executor
             if executor is not None:
                 executor.shutdown(wait=False)
+        except BaseException:
+            if not _PY313:
+                # Cancelled (or the shutdown failed): before 3.13 asyncio
+                # still waits for the executor's threads (its
+                # ``finally: thread.join()``; 3.12: ``join(timeout)``).
+                thread.join(timeout)
+            raise
         else:
             thread.join()
 

@@ -223,6 +223,32 @@ def test_shutdown_default_executor_timeout_not_reached(loop):
     run(loop, main())
 
 
+def test_shutdown_default_executor_cancelled(loop):
+    # Before 3.13 a cancelled shutdown_default_executor() still joins the
+    # shutdown thread (``finally: thread.join()``), so the executor's work
+    # is over when the CancelledError arrives; 3.13 returns at once.
+    release = threading.Event()
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+
+    async def main():
+        loop.run_in_executor(None, release.wait, 10)
+        await asyncio.sleep(0.01)
+        task = loop.create_task(loop.shutdown_default_executor())
+        await asyncio.sleep(0.05)
+        threading.Timer(0.2, release.set).start()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return release.is_set()
+
+    try:
+        waited = run(loop, main())
+    finally:
+        release.set()
+    assert waited == (sys.version_info < (3, 13))
+
+
 # -- getaddrinfo / getnameinfo ------------------------------------------------------
 
 

@@ -608,8 +608,8 @@ poll_io(fl_loop *self, int64_t timeout, double now, double *after)
 static inline void
 note_lag(fl_stats *s, double lag)
 {
-    if (lag < 0) {
-        lag = 0; /* due within the clock resolution */
+    if (!(lag >= 0)) {
+        lag = 0; /* due within the clock resolution (or a NaN clock) */
     }
     s->lag_last = lag;
     s->lag_sum += lag;
@@ -626,8 +626,11 @@ collect_timers(fl_loop *self, double now)
     double end = now + self->clock_resolution;
     PyObject *th;
 
+    /* !(when >= end), as asyncio's "if handle._when >= end_time: break":
+     * a NaN loop time (a replaced time()) or deadline fires the timer
+     * instead of never firing it while the loop spins. */
     while ((th = fl_heap_peek(&self->timers)) != NULL &&
-           fl_timer_x(th)->when < end)
+           !(fl_timer_x(th)->when >= end))
     {
         note_lag(&self->stats, now - fl_timer_x(th)->when);
         th = fl_heap_pop(&self->timers);

@@ -1470,6 +1470,28 @@ def test_bad_input_harness_catches_crashes():
 
 
 # --------------------------------------------------------------------------
+# a replaced time() that returns NaN
+
+
+def test_nan_loop_time_fires_timers(loop):
+    # asyncio's _run_once stops collecting at "handle._when >= end_time",
+    # which is false for a NaN clock: every timer fires (fastloop compared
+    # "when < end" and never fired one, spinning instead).
+    got = []
+    loop.call_later(0.01, got.append, "a")
+    loop.call_at(5, got.append, "b")
+    loop.time = lambda: float("nan")
+    loop.call_later(0.02, got.append, "c")  # a NaN deadline
+    loop.call_soon(got.append, "soon")
+    loop._run_once()  # one iteration collects (and runs) every timer
+    assert sorted(got) == ["a", "b", "c", "soon"]
+    assert got[0] == "soon"
+    del loop.time
+    if hasattr(loop, "stats"):
+        assert loop.stats()["lag_max"] == loop.stats()["lag_max"]  # not NaN
+
+
+# --------------------------------------------------------------------------
 # child-process entry point
 
 

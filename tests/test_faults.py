@@ -1147,6 +1147,51 @@ def test_fork_while_running_then_fresh_loop_in_child(loop, loop_kind):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
+def test_child_closing_inherited_loop_keeps_parent_watchers(loop, loop_kind):
+    # The epoll instance is shared with a forked child: the child closing
+    # its copy of the loop (asyncio.run()'s finally, a worker dropping an
+    # inherited loop) must not unregister the parent's fds. asyncio's
+    # close() only closes the epoll fd; fastloop unregistered every fd.
+    r, w = os.pipe()
+    a, b = socket.socketpair()
+    got = []
+    loop.add_reader(r, lambda: got.append(os.read(r, 10)))
+
+    async def connect():
+        p = Recorder(loop)
+        await loop.connect_accepted_socket(lambda: p, a)
+        return p
+
+    p = run(loop, connect())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # threads
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            loop.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    try:
+        os.write(w, b"x")
+        b.sendall(b"data")
+
+        async def main():
+            await until(lambda: got and len(p.data) >= 4, timeout=5)
+
+        run(loop, main())
+        assert got == [b"x"] and p.data == b"data"
+        loop.remove_reader(r)
+        p.transport.close()
+    finally:
+        os.close(r)
+        os.close(w)
+        b.close()
+
+
 # --------------------------------------------------------------------------
 # bad input to every method and constructor (child process)
 

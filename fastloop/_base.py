@@ -197,8 +197,11 @@ class BaseLoopMixin:
         """
         self._check_closed()
         self._check_running()
+        # is_running(), _thread_id. Outside the try: if another thread won
+        # the race to run the loop this raises, and there is nothing of
+        # ours to undo (the cleanup would clear the winner's state).
+        self._fl_set_running(True)
         try:
-            self._fl_set_running(True)  # is_running(), _thread_id
             self._set_coroutine_origin_tracking(self.get_debug())
             self._old_agen_hooks = sys.get_asyncgen_hooks()
             sys.set_asyncgen_hooks(

@@ -235,6 +235,39 @@ def test_run_until_complete_from_other_thread_while_running(loop):
     assert len(caught) == 1 and "running" in caught[0]
 
 
+def test_losing_a_race_to_run_leaves_the_winner_running():
+    """Two threads starting one loop at once: both pass _check_running(),
+    one then fails to mark the loop running (fastloop refuses where
+    asyncio would run it twice). The loser must not undo the winner's
+    state (is_running(), the running loop, asyncgen hooks). The race is
+    made certain by skipping the loser's _check_running()."""
+    loop = make_loop("fastloop")
+    seen = []
+
+    def loser():
+        loop._check_running = lambda: None
+        try:
+            loop.run_forever()
+        except RuntimeError as e:
+            seen.append(str(e))
+        finally:
+            del loop._check_running
+        loop.call_soon_threadsafe(check_and_stop)
+
+    def check_and_stop():
+        seen.append((loop.is_running(), asyncio.get_running_loop() is loop,
+                     sys.get_asyncgen_hooks().firstiter is not None))
+        loop.stop()
+
+    try:
+        loop.call_soon(lambda: threading.Thread(target=loser).start())
+        loop.run_forever()
+    finally:
+        loop.close()
+    assert len(seen) == 2 and "running" in seen[0], seen
+    assert seen[1] == (True, True, True)
+
+
 @pytest.mark.parametrize("inner_kind", LOOP_KINDS)
 def test_running_another_loop_in_same_thread_raises(loop, inner_kind):
     if inner_kind == "asyncio" and ASYNCIO_RUN_FOREVER_CLEANUP_BUG:

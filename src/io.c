@@ -32,11 +32,21 @@ fl_io_init(fl_loop *loop)
     return 0;
 }
 
-/* Drops every watcher (the loop is closing or being collected). */
+/* Drops every watcher (the loop is closing or being collected). The
+ * epoll instance goes first, taking every registration with it, so no
+ * EPOLL_CTL_DEL is made: after a fork the instance is shared with the
+ * parent, and a child closing or dropping its copy of the loop must not
+ * unregister the parent's fds (asyncio's selector.close() only closes the
+ * epoll fd too). */
 void
 fl_io_close(fl_loop *loop)
 {
     int fd;
+
+    if (loop->pfd >= 0) {
+        close(loop->pfd);
+        loop->pfd = -1;
+    }
 
     for (fd = 0; fd < loop->nfds; fd++) {
         fl_fd *s = &loop->fds[fd];
@@ -51,9 +61,6 @@ fl_io_close(fl_loop *loop)
         }
         s->reader = s->writer = s->fileobj = NULL;
         s->io = NULL;
-        if (s->applied && loop->pfd >= 0) {
-            fl_poller_set(loop->pfd, fd, s->gen, s->applied, 0);
-        }
         s->applied = 0;
         s->gen++;
         Py_XDECREF(r);

@@ -1024,16 +1024,7 @@ close_core(fl_loop *self)
     /* The reader-buffer pool is the interpreter's: a loop that closes
      * frees it, so a process done with its loops keeps none of it. */
     fl_bytebuf_pool_free(&self->state->streams.pool);
-    /* The epoll instance goes first, taking every registration with it:
-     * fl_io_close() then makes no EPOLL_CTL_DEL. After a fork the instance
-     * is shared with the parent, and a child closing its copy of the loop
-     * must not unregister the parent's fds (asyncio's selector.close()
-     * only closes the epoll fd too). */
-    if (self->pfd >= 0) {
-        close(self->pfd);
-        self->pfd = -1;
-    }
-    fl_io_close(self);
+    fl_io_close(self); /* closes the epoll fd first */
     if (self->wakefd >= 0) {
         close(self->wakefd);
         self->wakefd = -1;

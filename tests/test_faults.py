@@ -1192,6 +1192,40 @@ def test_child_closing_inherited_loop_keeps_parent_watchers(loop, loop_kind):
         b.close()
 
 
+DROP_INHERITED_LOOP = r"""
+import gc, os, time
+from fastloop import _core
+# the C loop alone: no __del__ that would close() it first
+loop = _core.Loop()
+r, w = os.pipe()
+got = []
+loop.add_reader(r, lambda: got.append(os.read(r, 10)))
+pid = os.fork()
+if pid == 0:
+    # the child neither closes nor keeps the loop: collected
+    del loop
+    gc.collect()
+    os._exit(0)
+os.waitpid(pid, 0)
+os.write(w, b"x")
+end = time.monotonic() + 5
+while not got and time.monotonic() < end:
+    loop.call_later(0.05, lambda: None)
+    loop._run_once()
+print(got)
+"""
+
+
+def test_child_dropping_inherited_loop_keeps_parent_watchers():
+    """As above, when the child's copy of the C loop is collected unclosed
+    (its dealloc drops the watchers too)."""
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", DROP_INHERITED_LOOP],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().strip() == "[b'x']", proc.stderr.decode()
+
+
 # --------------------------------------------------------------------------
 # bad input to every method and constructor (child process)
 

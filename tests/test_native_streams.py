@@ -71,6 +71,12 @@ async def finish(srv, *writers):
     await asyncio.wait_for(srv.wait_closed(), 10)
 
 
+def fill_write_buffer(writer):
+    """Writes until the transport's buffer is past the high-water mark."""
+    while writer.transport.get_write_buffer_size() <= HIGH:
+        writer.write(b"z" * 65536)
+
+
 async def wait_until(pred, timeout=10.0):
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -929,9 +935,7 @@ def test_drain_is_awaitable_and_a_coroutine(sloop):
 def test_drain_waits_under_back_pressure(sloop):
     async def main():
         srv, cr, cw, sr, sw = await connect()
-        chunk = b"z" * 65536
-        while sw.transport.get_write_buffer_size() <= HIGH:
-            sw.write(chunk)
+        fill_write_buffer(sw)
         sent = None
         d = asyncio.ensure_future(sw.drain())
         await asyncio.sleep(0.02)
@@ -986,9 +990,7 @@ def test_drain_decides_when_awaited_not_when_called(sloop):
     async def main():
         srv, cr, cw, sr, sw = await connect()
         d = asyncio.ensure_future(sw.drain())  # first step: next iteration
-        chunk = b"z" * 65536
-        while sw.transport.get_write_buffer_size() <= HIGH:
-            sw.write(chunk)
+        fill_write_buffer(sw)
         await asyncio.sleep(0.02)
         assert not d.done()
         while not d.done():
@@ -1010,10 +1012,8 @@ def test_drain_decides_when_awaited_not_when_called(sloop):
 def test_drain_cancelled_while_waiting(sloop):
     async def main():
         srv, cr, cw, sr, sw = await connect()
-        chunk = b"z" * 65536
         d = asyncio.ensure_future(sw.drain())
-        while sw.transport.get_write_buffer_size() <= HIGH:
-            sw.write(chunk)
+        fill_write_buffer(sw)
         await asyncio.sleep(0.02)
         d.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -204,6 +204,32 @@ def test_handler_that_raises_is_logged(loop, caplog):
     assert records[0].exc_info[1] is handler_exc
 
 
+def test_handler_runs_while_the_error_is_handled(loop, caplog):
+    """asyncio calls the handler inside Handle._run's except block:
+    sys.exc_info() is the callback's error (so logger.exception() in a
+    handler logs it), and an error the handler raises has it as context."""
+    seen = []
+    first = Boom("callback failed")
+    second = Boom("callback failed again")
+
+    def handler(lp, ctx):
+        seen.append(sys.exc_info()[1])
+        if ctx["exception"] is second:
+            raise KeyError("in handler")
+
+    loop.set_exception_handler(handler)
+    loop.call_soon(_raise, first)
+    loop.call_soon(_raise, second)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.run_until_complete(asyncio.sleep(0.01))
+    assert seen == [first, second]
+    assert sys.exc_info() == (None, None, None)
+    logged = [r.exc_info[1] for r in caplog.records
+              if r.name == "asyncio" and r.exc_info]
+    assert len(logged) == 1 and isinstance(logged[0], KeyError)
+    assert logged[0].__context__ is second
+
+
 def test_handler_runs_in_handle_context(loop, loop_kind, recorder):
     """3.12+: a custom handler runs inside the context of the failing handle;
     before 3.12 asyncio runs it in the loop's own (outer) context. fastloop

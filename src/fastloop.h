@@ -367,4 +367,29 @@ int fl_wakeup_signal(fl_loop *loop);
 void fl_wakeup_drain(fl_loop *loop);
 void fl_wakeup_read(fl_loop *loop, int n);
 
+/* asyncio reports a callback's error from inside its "except" block, so
+ * the exception handler sees it as the one being handled (sys.exc_info(),
+ * logger.exception(), the __context__ of an error the handler raises).
+ * fl_handling_begin(&s, exc) makes exc the handled exception until
+ * fl_handling_end(&s) restores the previous one. */
+typedef struct {
+    PyObject *type, *value, *tb;
+} fl_handling;
+
+static inline void
+fl_handling_begin(fl_handling *s, PyObject *exc)
+{
+    PyErr_GetExcInfo(&s->type, &s->value, &s->tb);
+    if (exc != NULL && PyExceptionInstance_Check(exc)) {
+        PyErr_SetExcInfo(Py_NewRef((PyObject *)Py_TYPE(exc)), Py_NewRef(exc),
+                         PyException_GetTraceback(exc));
+    }
+}
+
+static inline void
+fl_handling_end(fl_handling *s)
+{
+    PyErr_SetExcInfo(s->type, s->value, s->tb);
+}
+
 #endif /* FASTLOOP_H */

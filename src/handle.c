@@ -390,22 +390,20 @@ fl_timer_new(fl_state *st, fl_loop *loop, double when, PyObject *when_obj,
 static int
 report_error(fl_loop *loop, PyObject *h)
 {
-    PyObject *exc, *tb, *val, *res, *ot, *ov, *otb;
+    PyObject *exc, *tb, *val, *res;
+    fl_handling handling;
 
     PyErr_Fetch(&exc, &val, &tb);
     PyErr_NormalizeException(&exc, &val, &tb);
     if (tb != NULL) {
         PyException_SetTraceback(val, tb);
     }
-    /* The handler runs while the error is being handled, as in asyncio's
-     * "except BaseException" of Handle._run: sys.exc_info() and
-     * logger.exception() see it, an error it raises has it as context. */
-    PyErr_GetExcInfo(&ot, &ov, &otb);
-    PyErr_SetExcInfo(Py_XNewRef(exc), Py_XNewRef(val), Py_XNewRef(tb));
+    /* in Handle._run's "except BaseException" */
+    fl_handling_begin(&handling, val);
     res = PyObject_CallMethodObjArgs((PyObject *)loop,
                                      loop->state->str_callback_error, h,
                                      val, NULL);
-    PyErr_SetExcInfo(ot, ov, otb);
+    fl_handling_end(&handling);
     Py_XDECREF(exc);
     Py_XDECREF(val);
     Py_XDECREF(tb);

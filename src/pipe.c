@@ -85,8 +85,12 @@ call_handler(fl_pipe *self, PyObject *exc, const char *msg)
                         exc, "transport", (PyObject *)self, "protocol",
                         self->base.protocol ? self->base.protocol : Py_None);
     if (ctx != NULL) {
+        fl_handling handling;
+
+        fl_handling_begin(&handling, exc);
         r = PyObject_CallMethod((PyObject *)self->base.loop,
                                 "call_exception_handler", "O", ctx);
+        fl_handling_end(&handling);
         Py_DECREF(ctx);
     }
     if (r == NULL) {

@@ -111,8 +111,12 @@ void
 fl_tr_report(fl_loop *loop, PyObject *self, const char *helper,
              PyObject *exc, const char *msg)
 {
-    PyObject *r = PyObject_CallMethod((PyObject *)loop, helper, "OOs", self,
-                                      exc, msg);
+    fl_handling handling;
+    PyObject *r;
+
+    fl_handling_begin(&handling, exc);
+    r = PyObject_CallMethod((PyObject *)loop, helper, "OOs", self, exc, msg);
+    fl_handling_end(&handling);
     if (r == NULL) {
         PyErr_WriteUnraisable(self);
     }

@@ -123,9 +123,13 @@ callback_error(fl_udp *self, const char *method)
         Py_DECREF(fn);
     }
     if (h != NULL) {
+        fl_handling handling;
+
+        fl_handling_begin(&handling, exc);
         r = PyObject_CallMethod((PyObject *)self->base.loop,
                                 "_fl_callback_error",
                                 "OO", h, exc);
+        fl_handling_end(&handling);
         Py_DECREF(h);
     }
     if (r == NULL) {

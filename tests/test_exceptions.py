@@ -230,6 +230,52 @@ def test_handler_runs_while_the_error_is_handled(loop, caplog):
     assert logged[0].__context__ is second
 
 
+def test_transport_errors_reported_while_handled(loop):
+    """The same for errors escaping protocol callbacks of a stream, a
+    datagram and a read pipe transport (asyncio reports them from an
+    except block: _fatal_error, or the reader's handle)."""
+    import socket
+
+    seen = []
+
+    def handler(lp, ctx):
+        seen.append(sys.exc_info()[1] is ctx.get("exception"))
+
+    class P(asyncio.Protocol):
+        def data_received(self, data):
+            raise Boom("stream")
+
+    class D(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            raise Boom("datagram")
+
+    async def main():
+        a, b = socket.socketpair()
+        await loop.connect_accepted_socket(P, a)
+        b.send(b"x")
+        u, _ = await loop.create_datagram_endpoint(
+            D, local_addr=("127.0.0.1", 0))
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.sendto(b"x", u.get_extra_info("sockname"))
+        r, w = socket.socketpair()
+        pipe, _ = await loop.connect_read_pipe(P, r.makefile("rb"))
+        w.send(b"x")
+        for _ in range(200):
+            if len(seen) == 3:
+                break
+            await asyncio.sleep(0.01)
+        for o in (b, s, w):
+            o.close()
+        u.close()
+        pipe.close()
+        await asyncio.sleep(0.01)
+        r.close()
+
+    loop.set_exception_handler(handler)
+    loop.run_until_complete(main())
+    assert seen == [True, True, True]
+
+
 def test_handler_runs_in_handle_context(loop, loop_kind, recorder):
     """3.12+: a custom handler runs inside the context of the failing handle;
     before 3.12 asyncio runs it in the loop's own (outer) context. fastloop

@@ -1341,6 +1341,19 @@ def _state(reader):
             reader._waiter is None, reader._transport.calls[:])
 
 
+async def _python_and_native(limit, script, ops):
+    """script(reader, ops) on asyncio's StreamReader, then on the native
+    one; the two results."""
+    results = []
+    for native in (False, True):
+        reader = asyncio.StreamReader(limit=limit)
+        reader.set_transport(_RecordingTransport())
+        if native:
+            reader.__class__ = _core.StreamReader
+        results.append(await script(reader, ops))
+    return results
+
+
 async def _run_script(reader, ops):
     """Runs ops on reader; returns what each step observed."""
     seen = []
@@ -1442,13 +1455,7 @@ def test_differential_random_scripts(sizes):
             ops = _random_ops(rng, SMALL if sizes == "small" else LARGE)
             limit = rng.choice([8, 64, 2 ** 16] if sizes == "small"
                                else [64, 2 ** 16, 2 ** 20])
-            results = []
-            for native in (False, True):
-                reader = asyncio.StreamReader(limit=limit)
-                reader.set_transport(_RecordingTransport())
-                if native:
-                    reader.__class__ = _core.StreamReader
-                results.append(await _run_script(reader, ops))
+            results = await _python_and_native(limit, _run_script, ops)
             assert results[0] == results[1], (i, ops)
             pooled = max(pooled, asyncio.get_running_loop().stats()[
                 "stream_buffer_pool"])
@@ -1606,13 +1613,7 @@ def test_differential_random_scripts_driven_by_hand_and_poked():
         for i in range(400):
             ops = _random_poke_ops(rng)
             limit = rng.choice([4, 8, 64])
-            results = []
-            for native in (False, True):
-                reader = asyncio.StreamReader(limit=limit)
-                reader.set_transport(_RecordingTransport())
-                if native:
-                    reader.__class__ = _core.StreamReader
-                results.append(await _run_poke_script(reader, ops))
+            results = await _python_and_native(limit, _run_poke_script, ops)
             assert results[0] == results[1], (i, ops)
 
     logging.disable(logging.CRITICAL)

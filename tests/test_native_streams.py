@@ -12,6 +12,7 @@ expectations, the first must match them.
 import asyncio
 import gc
 import sys
+import warnings
 
 import pytest
 
@@ -529,7 +530,9 @@ def test_throw_of_a_bad_exception(sloop):
         coro = sr.read(2)
         with pytest.raises(TypeError):
             coro.throw(42)
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError), warnings.catch_warnings():
+            # the (type, value) form is deprecated from 3.12
+            warnings.simplefilter("ignore", DeprecationWarning)
             coro.throw(KeyError(), "value")
         with pytest.raises(StopIteration) as e:
             coro.send(None)

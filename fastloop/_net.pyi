@@ -114,7 +114,7 @@ class NetworkMixin(SockOpsMixin):
         protocol: asyncio.BaseProtocol,
     ) -> asyncio.BaseProtocol: ...
     def _fl_accepted_ssl_done(
-        self, ssl_protocol: Any, protocol: asyncio.BaseProtocol, waiter: asyncio.Future[Any]
+        self, transport: Any, protocol: asyncio.BaseProtocol, waiter: asyncio.Future[Any]
     ) -> None: ...
     async def _create_connection_transport(
         self,

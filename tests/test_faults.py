@@ -1186,6 +1186,7 @@ def test_child_closing_inherited_loop_keeps_parent_watchers(loop, loop_kind):
         assert got == [b"x"] and p.data == b"data"
         loop.remove_reader(r)
         p.transport.close()
+        run(loop, asyncio.sleep(0.01))  # the close completes
     finally:
         os.close(r)
         os.close(w)

@@ -764,16 +764,23 @@ def test_readline_cancelled_keeps_data(sloop):
     run(sloop, main())
 
 
+def _long_line_reader(sloop):
+    """A reader (native on the native run) with limit 4, paused, holding a
+    10-byte line and b"rest"."""
+    reader = asyncio.StreamReader(limit=4)
+    reader.set_transport(_RecordingTransport())
+    if sloop.kind == "native":
+        reader.__class__ = _core.StreamReader
+    reader.feed_data(b"a" * 10 + b"\nrest")
+    return reader
+
+
 def test_readline_overrun_error_in_its_handler_keeps_the_context(sloop):
     """readline() handles the LimitOverrunError of a long line in an
     except block: an error there (here resuming a transport that is gone)
     has the LimitOverrunError as its __context__."""
     async def main():
-        reader = asyncio.StreamReader(limit=4)
-        reader.set_transport(_RecordingTransport())
-        if sloop.kind == "native":
-            reader.__class__ = _core.StreamReader
-        reader.feed_data(b"a" * 10 + b"\nrest")
+        reader = _long_line_reader(sloop)
         assert reader._paused
         reader._transport = None
         with pytest.raises(AttributeError) as e:
@@ -792,11 +799,7 @@ def test_readline_overrun_inside_an_except_block(sloop):
     hand): the ValueError's context is still the LimitOverrunError, and
     that one's is the exception being handled."""
     async def main():
-        reader = asyncio.StreamReader(limit=4)
-        reader.set_transport(_RecordingTransport())
-        if sloop.kind == "native":
-            reader.__class__ = _core.StreamReader
-        reader.feed_data(b"a" * 10 + b"\nrest")
+        reader = _long_line_reader(sloop)
         try:
             raise KeyError("outer")
         except KeyError:
